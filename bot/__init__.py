@@ -1,0 +1,1 @@
+"""PAKN core: dialogs, domain services, calendar, i18n, scheduler, composition root and CLI."""
