@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.i18n import gettext
+from bot.i18n import Msg
 
 
 class DomainError(Exception):
@@ -18,7 +18,10 @@ class DomainError(Exception):
         super().__init__(self.message("en"))
 
     def message(self, locale: str | None) -> str:
-        return gettext(locale, self.key, **self.params)
+        return self.as_msg().render(locale)
+
+    def as_msg(self) -> Msg:
+        return Msg(self.key, self.params)
 
     @property
     def vi(self) -> str:

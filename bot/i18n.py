@@ -7,6 +7,7 @@ English entry. Vietnamese is the default. Dates are shown in the province's time
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cache
@@ -53,15 +54,45 @@ def ngettext(locale: str | None, key: str, plural_key: str, count: int, **params
 
 
 @dataclass(frozen=True)
+class Localized:
+    """A data string that exists in both languages (a unit's or a category's name from config)."""
+
+    vi: str
+    en: str
+
+    def render(self, locale: str | None, escape: Callable[[str], str] | None = None) -> str:
+        text = self.en if normalise_locale(locale) == "en" else self.vi
+        return escape(text) if escape else text
+
+
+@dataclass(frozen=True)
 class Msg:
-    """A message not yet rendered: a catalog key and its parameters (rendered per recipient's locale)."""
+    """A message not yet rendered: a catalog key and its parameters (rendered per recipient's locale).
+
+    With ``escape`` (e.g. ``html.escape``) every parameter is escaped while the catalog text, which may
+    carry markup such as ``<b>``, is trusted.
+    """
 
     key: str
     params: dict[str, Any] = field(default_factory=dict)
 
-    def render(self, locale: str | None) -> str:
-        rendered = {k: (v.render(locale) if isinstance(v, Msg) else v) for k, v in self.params.items()}
+    def render(self, locale: str | None, escape: Callable[[str], str] | None = None) -> str:
+        rendered = {}
+        for name, value in self.params.items():
+            if isinstance(value, Msg | Localized):
+                rendered[name] = value.render(locale, escape)
+            elif isinstance(value, str) and escape is not None:
+                rendered[name] = escape(value)
+            else:
+                rendered[name] = value
         return gettext(locale, self.key, **rendered)
+
+
+def render(text: Msg | Localized | str, locale: str | None, escape: Callable[[str], str] | None = None) -> str:
+    """Render a message, a localized data string or a literal (escaped when ``escape`` is given)."""
+    if isinstance(text, str):
+        return escape(text) if escape else text
+    return text.render(locale, escape)
 
 
 def format_day(locale: str | None, day: date) -> str:

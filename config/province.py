@@ -166,7 +166,7 @@ class _Reader:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(self.file, "-", f"not valid TOML: {exc}") from None
 
-    def str(self, table: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
+    def string(self, table: dict[str, Any], key: str, where: str, default: str | None = None) -> str:
         value = table.get(key, default)
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(self.file, f"{where}.{key}", "missing or not a non-empty string")
@@ -175,18 +175,18 @@ class _Reader:
     def opt_str(self, table: dict[str, Any], key: str, where: str) -> str | None:
         if key not in table:
             return None
-        return self.str(table, key, where)
+        return self.string(table, key, where)
 
-    def int(self, table: dict[str, Any], key: str, where: str, minimum: int = 0) -> int:
+    def integer(self, table: dict[str, Any], key: str, where: str, minimum: int = 0) -> int:
         value = table.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             raise ConfigError(self.file, f"{where}.{key}", f"must be a whole number ≥ {minimum}")
         return value
 
     def opt_int(self, table: dict[str, Any], key: str, where: str, minimum: int = 1) -> int | None:
-        return self.int(table, key, where, minimum) if key in table else None
+        return self.integer(table, key, where, minimum) if key in table else None
 
-    def bool(self, table: dict[str, Any], key: str, where: str, default: bool = False) -> bool:
+    def flag(self, table: dict[str, Any], key: str, where: str, default: bool = False) -> bool:
         value = table.get(key, default)
         if not isinstance(value, bool):
             raise ConfigError(self.file, f"{where}.{key}", "must be true or false")
@@ -257,13 +257,13 @@ def _strip_division(name: str) -> tuple[str, str]:
 def _clock(reader: _Reader, table: Any, where: str) -> ClockRule:
     if not isinstance(table, dict):
         raise ConfigError(reader.file, where, "must be a table")
-    unit = reader.str(table, "unit", where)
+    unit = reader.string(table, "unit", where)
     if unit not in ("working", "calendar"):
         raise ConfigError(reader.file, f"{where}.unit", f"must be 'working' or 'calendar', got {unit!r}")
     return ClockRule(
-        days=reader.int(table, "days", where, 1),
+        days=reader.integer(table, "days", where, 1),
         unit=unit,  # type: ignore[arg-type]
-        basis=reader.str(table, "basis", where),
+        basis=reader.string(table, "basis", where),
         complex=reader.opt_int(table, "complex", where),
         remote=reader.opt_int(table, "remote", where),
         remote_complex=reader.opt_int(table, "remote_complex", where),
@@ -280,7 +280,7 @@ def load_province(directory: Path) -> Province:
     province_reader = _Reader(directory / "province.toml")
     meta = province_reader.load()
     try:
-        timezone = ZoneInfo(province_reader.str(meta, "timezone", "province"))
+        timezone = ZoneInfo(province_reader.string(meta, "timezone", "province"))
     except ZoneInfoNotFoundError:
         raise ConfigError(province_reader.file, "province.timezone", "unknown time zone") from None
     hotline = meta.get("hotline", {})
@@ -292,17 +292,17 @@ def load_province(directory: Path) -> Province:
     units: dict[str, Unit] = {}
     for index, table in enumerate(units_data.get("unit", [])):
         where = f"unit[{index}]"
-        code = units_reader.str(table, "code", where)
+        code = units_reader.string(table, "code", where)
         if not _CODE.match(code):
             raise ConfigError(units_reader.file, f"{where}.code", f"use lower-case letters, digits, _: {code!r}")
         if code in units:
             raise ConfigError(units_reader.file, f"{where}.code", f"duplicate unit code {code!r}")
         units[code] = Unit(
             code=code,
-            name_vi=units_reader.str(table, "name_vi", where),
-            name_en=units_reader.str(table, "name_en", where),
+            name_vi=units_reader.string(table, "name_vi", where),
+            name_en=units_reader.string(table, "name_en", where),
             supervisor=units_reader.opt_str(table, "supervisor", where),
-            coordinator=units_reader.bool(table, "coordinator", where),
+            coordinator=units_reader.flag(table, "coordinator", where),
         )
     template = units_data.get("commune_units")
     if not isinstance(template, dict):
@@ -318,11 +318,11 @@ def load_province(directory: Path) -> Province:
             "code": row["code"],
         }
         try:
-            unit_code = units_reader.str(template, "code", "commune_units").format(**fmt)
+            unit_code = units_reader.string(template, "code", "commune_units").format(**fmt)
             unit = Unit(
                 code=unit_code,
-                name_vi=units_reader.str(template, "name_vi", "commune_units").format(**fmt),
-                name_en=units_reader.str(template, "name_en", "commune_units").format(**fmt),
+                name_vi=units_reader.string(template, "name_vi", "commune_units").format(**fmt),
+                name_en=units_reader.string(template, "name_en", "commune_units").format(**fmt),
                 supervisor=units_reader.opt_str(template, "supervisor", "commune_units"),
                 commune_code=row["code"],
             )
@@ -345,6 +345,10 @@ def load_province(directory: Path) -> Province:
         raise ConfigError(
             units_reader.file, "coordinator", f"exactly one unit must be the coordinator, found {coordinators}"
         )
+    if units[coordinators[0]].supervisor is None:
+        raise ConfigError(
+            units_reader.file, f"{coordinators[0]}.supervisor", "the coordinator needs a supervisor for items about it"
+        )
     for unit in units.values():
         if unit.supervisor is not None and unit.supervisor not in units:
             raise ConfigError(units_reader.file, f"{unit.code}.supervisor", f"unknown unit {unit.supervisor!r}")
@@ -362,11 +366,11 @@ def load_province(directory: Path) -> Province:
     categories: dict[str, Category] = {}
     for index, table in enumerate(categories_reader.load().get("category", [])):
         where = f"category[{index}]"
-        code = categories_reader.str(table, "code", where)
+        code = categories_reader.string(table, "code", where)
         if code in categories:
             raise ConfigError(categories_reader.file, f"{where}.code", f"duplicate category {code!r}")
         categories[code] = Category(
-            code, categories_reader.str(table, "name_vi", where), categories_reader.str(table, "name_en", where)
+            code, categories_reader.string(table, "name_vi", where), categories_reader.string(table, "name_en", where)
         )
     if not categories:
         raise ConfigError(categories_reader.file, "category", "no categories")
@@ -386,14 +390,14 @@ def load_province(directory: Path) -> Province:
             ext = table["extension"]
             if not isinstance(ext, dict):
                 raise ConfigError(deadlines_reader.file, f"{code}.extension", "must be a table")
-            ext_unit = deadlines_reader.str(ext, "unit", f"{code}.extension")
+            ext_unit = deadlines_reader.string(ext, "unit", f"{code}.extension")
             if ext_unit not in ("working", "calendar"):
                 raise ConfigError(deadlines_reader.file, f"{code}.extension.unit", "must be 'working' or 'calendar'")
             extension = ExtensionRule(
-                max=deadlines_reader.int(ext, "max", f"{code}.extension", 1),
-                days=deadlines_reader.int(ext, "days", f"{code}.extension", 1),
+                max=deadlines_reader.integer(ext, "max", f"{code}.extension", 1),
+                days=deadlines_reader.integer(ext, "days", f"{code}.extension", 1),
                 unit=ext_unit,  # type: ignore[arg-type]
-                basis=deadlines_reader.str(ext, "basis", f"{code}.extension"),
+                basis=deadlines_reader.string(ext, "basis", f"{code}.extension"),
             )
         if "accept" not in table:
             raise ConfigError(deadlines_reader.file, f"{code}.accept", "missing")
@@ -402,9 +406,9 @@ def load_province(directory: Path) -> Province:
             raise ConfigError(deadlines_reader.file, f"{code}.extension", "an extension needs a resolve clock")
         item_types[code] = ItemTypeRule(
             code=code,
-            name_vi=deadlines_reader.str(table, "name_vi", code),
-            name_en=deadlines_reader.str(table, "name_en", code),
-            identity_required=deadlines_reader.bool(table, "identity_required", code),
+            name_vi=deadlines_reader.string(table, "name_vi", code),
+            name_en=deadlines_reader.string(table, "name_en", code),
+            identity_required=deadlines_reader.flag(table, "identity_required", code),
             accept=_clock(deadlines_reader, table["accept"], f"{code}.accept"),
             resolve=resolve,
             extension=extension,
@@ -416,8 +420,8 @@ def load_province(directory: Path) -> Province:
     for index, table in enumerate(routing_reader.load().get("rule", [])):
         where = f"rule[{index}]"
         rule = RoutingRule(
-            id=routing_reader.str(table, "id", where),
-            unit=routing_reader.str(table, "unit", where),
+            id=routing_reader.string(table, "id", where),
+            unit=routing_reader.string(table, "unit", where),
             type=routing_reader.opt_str(table, "type", where),
             category=routing_reader.opt_str(table, "category", where),
             commune=routing_reader.opt_str(table, "commune", where),
@@ -458,32 +462,32 @@ def load_province(directory: Path) -> Province:
     if not isinstance(offsets, list) or not all(isinstance(o, int) and o >= 0 for o in offsets):
         raise ConfigError(scheduler_reader.file, "reminder_offsets", "must be a list of whole numbers ≥ 0")
     digest = sched.get("digest", {})
-    weekday = scheduler_reader.str(digest, "weekday", "digest", "monday")
+    weekday = scheduler_reader.string(digest, "weekday", "digest", "monday")
     if weekday not in WEEKDAYS:
         raise ConfigError(scheduler_reader.file, "digest.weekday", f"must be one of {', '.join(WEEKDAYS)}")
     try:
-        digest_time = time.fromisoformat(scheduler_reader.str(digest, "time", "digest", "07:30"))
+        digest_time = time.fromisoformat(scheduler_reader.string(digest, "time", "digest", "07:30"))
     except ValueError:
         raise ConfigError(scheduler_reader.file, "digest.time", "must be HH:MM") from None
     scheduler = SchedulerConfig(
         reminder_offsets=tuple(sorted(set(offsets), reverse=True)),
-        escalate_after=scheduler_reader.int(sched, "escalate_after", "scheduler", 0)
+        escalate_after=scheduler_reader.integer(sched, "escalate_after", "scheduler", 0)
         if "escalate_after" in sched
         else 2,
         digest_weekday=WEEKDAYS.index(weekday),
         digest_time=digest_time,
-        identity_retention_days=scheduler_reader.int(sched.get("retention", {}), "identity_days", "retention", 1)
+        identity_retention_days=scheduler_reader.integer(sched.get("retention", {}), "identity_days", "retention", 1)
         if "retention" in sched
         else 1825,
     )
 
-    prefix = province_reader.str(meta, "receipt_prefix", "province")
+    prefix = province_reader.string(meta, "receipt_prefix", "province")
     if not re.fullmatch(r"[A-Z]{1,3}", prefix):
         raise ConfigError(province_reader.file, "receipt_prefix", "must be 1 to 3 capital letters")
     return Province(
-        code=province_reader.str(meta, "code", "province"),
-        name_vi=province_reader.str(meta, "name_vi", "province"),
-        name_en=province_reader.str(meta, "name_en", "province"),
+        code=province_reader.string(meta, "code", "province"),
+        name_vi=province_reader.string(meta, "name_vi", "province"),
+        name_en=province_reader.string(meta, "name_en", "province"),
         timezone=timezone,
         receipt_prefix=prefix,
         hotline_phone=str(hotline.get("phone", "")),

@@ -29,10 +29,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await connection.run_sync(_run)
 
 
+async def current_revision(engine: AsyncEngine) -> str | None:
+    """The revision the database is at, or None for a database never migrated."""
+    from alembic.migration import MigrationContext
+
+    async with engine.connect() as connection:
+        return await connection.run_sync(lambda sync: MigrationContext.configure(sync).get_current_revision())
+
+
 def current_heads() -> tuple[str, ...]:
     from alembic.script import ScriptDirectory
 
     return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-__all__ = ["alembic_config", "current_heads", "upgrade"]
+__all__ = ["alembic_config", "current_heads", "current_revision", "upgrade"]

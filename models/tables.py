@@ -118,6 +118,24 @@ class Desk(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class DeskRating(Base):
+    """A citizen's two-tap rating of a desk (1 unhappy, 2 so-so, 3 happy)."""
+
+    __tablename__ = "desk_ratings"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    desk_code: Mapped[str] = mapped_column(ForeignKey("desks.code"))
+    day: Mapped[date] = mapped_column(Date)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    client_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        Index("ix_desk_ratings_desk_day", "desk_code", "day"),
+        Index("ix_desk_ratings_client", "client_hash"),
+    )
+
+
 class Item(Base):
     __tablename__ = "items"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -192,6 +210,7 @@ class Clock(Base):
     day_unit: Mapped[str] = mapped_column(String(8))
     basis: Mapped[str] = mapped_column(String(300))
     extensions: Mapped[int] = mapped_column(Integer, default=0)
+    paused_days: Mapped[int] = mapped_column(Integer, default=0)
     met_at: Mapped[datetime | None] = mapped_column()
     next_due_at: Mapped[datetime | None] = mapped_column(index=True)
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -254,13 +273,15 @@ class Outbox(Base):
 
 
 class DialogState(Base):
-    """A conversation's state per (channel, chat); ``version`` serialises concurrent updates."""
+    """A conversation's state per (channel, chat), encrypted: a draft holds the citizen's words and identity.
+
+    The row is locked while an update is handled; ``version`` guards against a lost update besides."""
 
     __tablename__ = "dialog_states"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     channel: Mapped[str] = mapped_column(String(16))
     chat_hash: Mapped[str] = mapped_column(String(64))
-    state: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    enc_state: Mapped[bytes] = mapped_column(LargeBinary)
     version: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -10,18 +10,26 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from config import Province, load_province
+from bot.calendar import WorkingCalendar
+from bot.context import Context
+from bot.privacy import Keys, Vault
+from bot.units import sync_units
+from config import Province, Settings, load_province
 from config.settings import BUNDLED_PROVINCE_DIR
 from models import Base, create_engine, make_session_factory
 
 POSTGRES_URL = os.environ.get("PAKN_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REQUIRE_POSTGRES = os.environ.get("PAKN_REQUIRE_POSTGRES") == "1"
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 _postgres_reachable: bool | None = None
 
@@ -87,3 +95,70 @@ async def engine(database_url: tuple[str, str | None]) -> AsyncIterator[AsyncEng
 @pytest.fixture
 def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return make_session_factory(engine)
+
+
+class TestClock:
+    """A controlled clock for services: starts at a fixed moment, moves only when told."""
+
+    __test__ = False
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def set_local(self, year: int, month: int, day: int, hour: int = 9, minute: int = 0) -> None:
+        self.current = datetime(year, month, day, hour, minute, tzinfo=VN).astimezone(UTC)
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+@pytest.fixture
+def clock() -> TestClock:
+    return TestClock(datetime(2026, 2, 12, 9, 0, tzinfo=VN).astimezone(UTC))
+
+
+@pytest.fixture
+def keys() -> Keys:
+    return Keys.from_master(bytes(range(32)))
+
+
+@pytest.fixture
+async def ctx(
+    engine: AsyncEngine,
+    sessions: async_sessionmaker[AsyncSession],
+    province: Province,
+    keys: Keys,
+    clock: TestClock,
+    tmp_path: Path,
+) -> Context:
+    settings = Settings(data_dir=tmp_path / "data", database_url=str(engine.url))
+    context = Context(
+        settings=settings,
+        province=province,
+        calendar=WorkingCalendar(province.calendar),
+        keys=keys,
+        vault=Vault(keys),
+        engine=engine,
+        sessions=sessions,
+        clock=clock,
+    )
+    async with sessions.begin() as session:
+        await sync_units(session, province)
+    return context
+
+
+@pytest.fixture
+async def web_url(ctx: Context) -> AsyncIterator[str]:
+    """The whole HTTP application on a free port of 127.0.0.1."""
+    from aiohttp.test_utils import TestServer
+
+    from bot.conversation import Conversations
+    from handlers.http import create_web_app
+
+    server = TestServer(create_web_app(ctx, Conversations(ctx)), host="127.0.0.1")
+    await server.start_server()
+    yield str(server.make_url("")).rstrip("/")
+    await server.close()

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 15:24:46.022494
+Create Date: 2026-11-26 15:33:32.275479
 """
 
 from collections.abc import Sequence
@@ -45,7 +45,7 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("chat_hash", sa.String(length=64), nullable=False),
-        sa.Column("state", sa.JSON(), nullable=False),
+        sa.Column("enc_state", sa.LargeBinary(), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("updated_at", models.tables.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_dialog_states")),
@@ -127,6 +127,22 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_officials_unit_code"), ["unit_code"], unique=False)
 
     op.create_table(
+        "desk_ratings",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("desk_code", sa.String(length=32), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("score", sa.Integer(), nullable=False),
+        sa.Column("comment", sa.Text(), nullable=False),
+        sa.Column("client_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["desk_code"], ["desks.code"], name=op.f("fk_desk_ratings_desk_code_desks")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_desk_ratings")),
+    )
+    with op.batch_alter_table("desk_ratings", schema=None) as batch_op:
+        batch_op.create_index("ix_desk_ratings_client", ["client_hash"], unique=False)
+        batch_op.create_index("ix_desk_ratings_desk_day", ["desk_code", "day"], unique=False)
+
+    op.create_table(
         "items",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("receipt_code", sa.String(length=16), nullable=False),
@@ -193,6 +209,7 @@ def upgrade() -> None:
         sa.Column("day_unit", sa.String(length=8), nullable=False),
         sa.Column("basis", sa.String(length=300), nullable=False),
         sa.Column("extensions", sa.Integer(), nullable=False),
+        sa.Column("paused_days", sa.Integer(), nullable=False),
         sa.Column("met_at", models.tables.UTCDateTime(timezone=True), nullable=True),
         sa.Column("next_due_at", models.tables.UTCDateTime(timezone=True), nullable=True),
         sa.Column("escalated", sa.Boolean(), nullable=False),
@@ -281,6 +298,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_items_citizen_id"))
 
     op.drop_table("items")
+    with op.batch_alter_table("desk_ratings", schema=None) as batch_op:
+        batch_op.drop_index("ix_desk_ratings_desk_day")
+        batch_op.drop_index("ix_desk_ratings_client")
+
+    op.drop_table("desk_ratings")
     with op.batch_alter_table("officials", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_officials_unit_code"))
         batch_op.drop_index(batch_op.f("ix_officials_lookup_hash"))

@@ -1,0 +1,117 @@
+"""Composition root: settings → keys → database → context → channels → one HTTP server.
+
+The only module of ``bot`` that knows the channel adapters exist: it wires them to the core and starts them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.calendar import WorkingCalendar
+from bot.context import Context
+from bot.conversation import Conversations
+from bot.outbox import Dispatcher, Sender
+from bot.privacy import Vault, load_keys
+from bot.units import sync_units
+from config import Settings, load_province
+from models.db import create_engine, make_session_factory
+from models.migrate import current_heads, current_revision, upgrade
+
+log = logging.getLogger("pakn")
+
+
+class StartupError(Exception):
+    """A problem that stops ``pakn serve`` with one clear line."""
+
+
+async def build_context(settings: Settings) -> Context:
+    """Load configuration, keys and the database engine; raise StartupError with a one-line reason."""
+    province = load_province(settings.province_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    keys = load_keys(settings.secret_key, settings.key_file)
+    try:
+        engine = create_engine(settings.effective_database_url)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        raise StartupError(f"PAKN_DATABASE_URL is not usable: {exc}") from None
+    return Context(
+        settings=settings,
+        province=province,
+        calendar=WorkingCalendar(province.calendar),
+        keys=keys,
+        vault=Vault(keys),
+        engine=engine,
+        sessions=make_session_factory(engine),
+    )
+
+
+async def prepare_database(ctx: Context, *, migrate: bool) -> None:
+    """Check the database answers, migrate it when asked, and mirror the configured units into it."""
+    try:
+        async with ctx.engine.connect() as connection:
+            await connection.execute(text("select 1"))
+        if migrate:
+            await upgrade(ctx.engine)
+        else:
+            current = await current_revision(ctx.engine)
+            if current not in current_heads():
+                raise StartupError(
+                    f"database schema is at revision {current or 'none'}, this release needs "
+                    f"{', '.join(current_heads())}: run `pakn db upgrade` first"
+                )
+        async with ctx.sessions.begin() as session:
+            await sync_units(session, ctx.province)
+    except (TimeoutError, OSError, SQLAlchemyError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        raise StartupError(f"database {ctx.engine.url.render_as_string(hide_password=True)}: {reason}") from None
+
+
+async def serve(settings: Settings) -> None:
+    """Run the service until cancelled."""
+    from handlers.http import create_web_app, start_site
+
+    ctx = await build_context(settings)
+    await prepare_database(ctx, migrate=ctx.engine.url.get_backend_name() == "sqlite")
+    conversations = Conversations(ctx)
+    app = create_web_app(ctx, conversations)
+    senders: dict[str, Sender] = {}
+    telegram = None
+    if settings.telegram_token:
+        from handlers.telegram import TelegramChannel
+
+        telegram = TelegramChannel(ctx, conversations)
+        telegram.setup(app)
+        senders["telegram"] = telegram.sender
+    dispatcher = Dispatcher(ctx, senders)
+    conversations.on_commit = dispatcher.wake.set
+    try:
+        runner = await start_site(app, settings.host, settings.port)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}") from None
+    log.info(
+        "PAKN listening on http://%s:%s (database: %s)", settings.host, settings.port, ctx.engine.url.get_backend_name()
+    )
+    tasks = [asyncio.create_task(dispatcher.run_forever(), name="outbox")]
+    try:
+        if telegram is not None:
+            await telegram.start()
+        else:
+            log.info(
+                "Telegram is off: set PAKN_TELEGRAM_TOKEN (and PAKN_TELEGRAM_API_URL for a local Bot API "
+                "server) to enable the bot. The web chat works now at %s/chat",
+                settings.public_url,
+            )
+        await asyncio.Event().wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if telegram is not None:
+            await telegram.stop()
+        await runner.cleanup()
+        await ctx.engine.dispose()

@@ -1,0 +1,270 @@
+"""Runs the citizen's dialog against the database: one update, one transaction.
+
+For each event: lock (or create) the chat's dialog state, let the pure dialog decide, perform the effects
+it asks for with the domain services, save the new state, and either return the replies for the channel to
+send now or, when they must survive a crash (a receipt), write them to the outbox in the same transaction.
+Concurrent updates from one chat are serialised by the row lock (PostgreSQL ``FOR UPDATE``; SQLite's
+``BEGIN IMMEDIATE``); a first-contact race is retried.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot import tickets
+from bot.citizen_dialog import CitizenDialog, new_state
+from bot.citizens import citizen_for_chat
+from bot.context import Context
+from bot.dialog import (
+    AddInfo,
+    DeskInfo,
+    Effect,
+    Event,
+    Outcome,
+    RateDesk,
+    RateItem,
+    ReopenItem,
+    Reply,
+    ResolveDesk,
+    SubmitDraft,
+    SubmittedInfo,
+    TimelineEntry,
+    TrackInfo,
+    TrackItem,
+)
+from bot.errors import DomainError, NotAllowed
+from bot.i18n import format_moment, render
+from bot.intake import Draft, submit_item
+from bot.outbox import enqueue
+from bot.privacy import lookup_hash
+from models.tables import AuditEvent, Citizen, Desk, DeskRating, DialogState, Item, ItemMessage, ProcessedUpdate
+from qr.payload import verify_desk
+
+log = logging.getLogger(__name__)
+
+MAX_EFFECTS_PER_EVENT = 4
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """Replies rendered for one recipient, ready for a channel adapter. ``locale`` is the chat's language."""
+
+    locale: str
+    replies: list[dict[str, Any]]
+    duplicate: bool = False
+    queued: bool = False  # replies went to the outbox instead
+
+
+def render_reply(reply: Reply, locale: str) -> dict[str, Any]:
+    """A reply as plain JSON with HTML-escaped parameters: what adapters and the outbox carry."""
+    return {
+        "text": "\n".join(render(text, locale, html.escape) for text in reply.texts),
+        "buttons": [[{"label": render(b.label, locale), "payload": b.payload} for b in row] for row in reply.buttons],
+        "request_contact": render(reply.request_contact, locale) if reply.request_contact else None,
+        "request_location": render(reply.request_location, locale) if reply.request_location else None,
+        "input_hint": reply.input_hint,
+    }
+
+
+class Conversations:
+    """The citizen channel's entry point, shared by every adapter (Telegram, web chat, Zalo)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.dialog = CitizenDialog(ctx.province)
+        self.on_commit: Callable[[], None] | None = None  # wakes the outbox dispatcher
+
+    async def handle(self, channel: str, chat_id: str, event: Event, *, update_id: int | None = None) -> Rendered:
+        """Process one event; retry when another process changed the same conversation at the same moment."""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                async with self.ctx.sessions.begin() as session:
+                    if update_id is not None and not await self._first_delivery(session, channel, update_id):
+                        return Rendered("vi", [], duplicate=True)
+                    rendered = await self._handle(session, channel, chat_id, event)
+                if rendered.queued and self.on_commit is not None:
+                    self.on_commit()
+                return rendered
+            except (IntegrityError, StaleDataError):
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+                log.debug("retrying a conflicting update for a %s chat", channel)
+        raise AssertionError("unreachable")
+
+    async def _first_delivery(self, session: AsyncSession, channel: str, update_id: int) -> bool:
+        try:
+            async with session.begin_nested():
+                session.add(ProcessedUpdate(channel=channel, update_id=update_id, created_at=self.ctx.now()))
+        except IntegrityError:
+            return False
+        return True
+
+    async def _handle(self, session: AsyncSession, channel: str, chat_id: str, event: Event) -> Rendered:
+        chat_hash = lookup_hash(self.ctx.keys, channel, chat_id)
+        row = (
+            await session.execute(
+                select(DialogState)
+                .where(DialogState.channel == channel, DialogState.chat_hash == chat_hash)
+                .with_for_update()
+            )
+        ).scalar_one_or_none()
+        state = self._unseal(row) if row is not None else new_state(event.language)
+        step = self.dialog.handle(state, event)
+        replies = list(step.replies)
+        durable = step.durable
+        for _ in range(MAX_EFFECTS_PER_EVENT):
+            if step.effect is None:
+                break
+            outcome = await self._perform(session, channel, chat_id, step.effect, step.state.get("locale", "vi"))
+            step = self.dialog.on_result(step.state, step.effect, outcome)
+            replies += step.replies
+            durable = durable or step.durable
+        sealed = self.ctx.vault.encrypt(json.dumps(step.state, ensure_ascii=False), "dialog.state")
+        if row is None:
+            session.add(DialogState(channel=channel, chat_hash=chat_hash, enc_state=sealed, updated_at=self.ctx.now()))
+        else:
+            row.enc_state = sealed
+            row.updated_at = self.ctx.now()
+        locale = step.state.get("locale", "vi")
+        rendered = [render_reply(reply, locale) for reply in replies]
+        if durable:
+            citizen = await citizen_for_chat(self.ctx, session, channel, chat_id)
+            for payload in rendered:
+                enqueue(
+                    self.ctx,
+                    session,
+                    channel=channel,
+                    recipient_kind="citizen",
+                    recipient_id=citizen.id,
+                    payload=payload,
+                )
+            await session.flush()
+            return Rendered(locale, [], queued=True)
+        await session.flush()
+        return Rendered(locale, rendered)
+
+    def _unseal(self, row: DialogState) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(self.ctx.vault.decrypt(row.enc_state, "dialog.state"))
+        return state
+
+    # ----------------------------------------------------------------- effects
+
+    async def _perform(self, session: AsyncSession, channel: str, chat_id: str, effect: Effect, locale: str) -> Outcome:
+        """Perform one effect in a savepoint, so a refused one leaves nothing behind but the refusal."""
+        try:
+            async with session.begin_nested():
+                return await self._perform_effect(session, channel, chat_id, effect, locale)
+        except DomainError as error:
+            return Outcome(error=error.as_msg())
+
+    async def _perform_effect(
+        self, session: AsyncSession, channel: str, chat_id: str, effect: Effect, locale: str
+    ) -> Outcome:
+        ctx = self.ctx
+        if isinstance(effect, ResolveDesk):
+            code = verify_desk(ctx.keys, effect.payload)
+            desk = await session.get(Desk, code) if code else None
+            if desk is None or not desk.active:
+                return Outcome(None)
+            return Outcome(DeskInfo(desk.code, desk.name, desk.unit_code, desk.commune_code))
+        if isinstance(effect, SubmitDraft):
+            result = await submit_item(ctx, session, Draft(**effect.draft), channel=channel, channel_id=chat_id)
+            accept, resolve = result.accept, result.resolve
+            return Outcome(
+                SubmittedInfo(
+                    receipt_code=result.item.receipt_code,
+                    unit_code=result.item.unit_code,
+                    accept_due=accept.due,
+                    accept_days=accept.days,
+                    accept_unit=accept.unit,
+                    resolve_due=resolve.due if resolve else None,
+                    resolve_days=resolve.days if resolve else None,
+                    resolve_unit=resolve.unit if resolve else None,
+                )
+            )
+        if isinstance(effect, TrackItem):
+            return Outcome(await self._track(session, channel, chat_id, effect.code, locale))
+        if isinstance(effect, RateDesk):
+            desk = await session.get(Desk, effect.desk_code)
+            if desk is None or not desk.active:
+                raise DomainError("error.unknown_desk")
+            session.add(
+                DeskRating(
+                    desk_code=desk.code,
+                    day=ctx.local_date(),
+                    score=effect.score,
+                    client_hash=lookup_hash(ctx.keys, channel, chat_id),
+                    created_at=ctx.now(),
+                )
+            )
+            return Outcome(True)
+        item = await self._own_item(session, channel, chat_id, effect.code)
+        if isinstance(effect, AddInfo):
+            await tickets.add_info(ctx, session, item, text=effect.text, attachments=effect.attachments)
+            return Outcome(True)
+        if isinstance(effect, RateItem):
+            await tickets.rate_item(ctx, session, item, rating=effect.rating)
+            return Outcome(True)
+        if isinstance(effect, ReopenItem):
+            return Outcome(await tickets.reopen_item(ctx, session, item, reason=effect.reason))
+        raise TypeError(f"unknown effect {effect!r}")
+
+    async def _citizen_id(self, session: AsyncSession, channel: str, chat_id: str) -> int | None:
+        key = lookup_hash(self.ctx.keys, channel, chat_id)
+        return await session.scalar(select(Citizen.id).where(Citizen.lookup_hash == key))
+
+    async def _own_item(self, session: AsyncSession, channel: str, chat_id: str, code: str) -> Item:
+        """The item behind ``code`` if this chat filed it; anyone else gets "not allowed"."""
+        item = await tickets.item_by_receipt(session, code)
+        citizen_id = await self._citizen_id(session, channel, chat_id)
+        if item is None or citizen_id is None or item.citizen_id != citizen_id:
+            raise NotAllowed()
+        return await tickets.lock_item(session, item.id)
+
+    async def _track(
+        self, session: AsyncSession, channel: str, chat_id: str, code: str, locale: str
+    ) -> TrackInfo | None:
+        item = await tickets.item_by_receipt(session, code)
+        if item is None:
+            return None
+        citizen_id = await self._citizen_id(session, channel, chat_id)
+        owned = citizen_id is not None and item.citizen_id == citizen_id
+        events = (
+            await session.execute(
+                select(AuditEvent.action, AuditEvent.created_at)
+                .where(AuditEvent.item_id == item.id, AuditEvent.public.is_(True))
+                .order_by(AuditEvent.id)
+            )
+        ).all()
+        answer = None
+        if owned:
+            answer = await session.scalar(
+                select(ItemMessage.text_masked)
+                .where(ItemMessage.item_id == item.id, ItemMessage.kind.in_(("answer", "rejection", "question")))
+                .order_by(ItemMessage.id.desc())
+                .limit(1)
+            )
+        clocks = await tickets.clocks_of(session, item.id)
+        return TrackInfo(
+            receipt_code=item.receipt_code,
+            type=item.type,
+            status=item.status,
+            unit_code=item.unit_code,
+            owned=owned,
+            timeline=tuple(TimelineEntry(action, format_moment(locale, at)) for action, at in events),
+            answer=answer,
+            rating=item.rating,
+            accept_due=clocks["accept"].due_date if "accept" in clocks else None,
+            resolve_due=clocks["resolve"].due_date if "resolve" in clocks else None,
+        )

@@ -1,0 +1,236 @@
+"""Intake: validate a citizen's draft and create the item with everything that belongs to it.
+
+The item, its first message, its routing decision, its clocks and its first audit event are written in the
+caller's transaction, so a failure leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import audit
+from bot.citizens import citizen_for_chat, set_identity
+from bot.clocks import next_alarm
+from bot.context import Context
+from bot.deadlines import Deadline, accept_deadline, resolve_deadline
+from bot.errors import ValidationError
+from bot.lifecycle import Status
+from bot.privacy import mask_text, normalise_phone, normalise_text, pseudonym_tag
+from bot.receipts import new_receipt_code
+from bot.routing import RouteDecision, route
+from models.tables import Clock, Desk, Item, ItemMessage, RoutingDecision
+
+MIN_DESCRIPTION = 20
+MAX_DESCRIPTION = 4000
+MAX_ATTACHMENTS = 10
+MAX_NAME = 100
+
+
+@dataclass
+class Draft:
+    """What the citizen's dialog collected; plain data so it can live in the dialog state."""
+
+    type: str
+    category: str
+    description: str
+    commune_code: str | None = None
+    about_unit_code: str | None = None
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    anonymous: bool = True
+    name: str | None = None
+    phone: str | None = None
+    consent: bool = False
+    latitude: float | None = None
+    longitude: float | None = None
+    desk_code: str | None = None
+    multi_place: bool = False
+    complex: bool = False
+
+
+@dataclass(frozen=True)
+class Submitted:
+    item: Item
+    decision: RouteDecision
+    accept: Deadline
+    resolve: Deadline | None
+    pseudonym: str
+
+
+def validate_description(text: str) -> str:
+    text = normalise_text(text)
+    if len(text) < MIN_DESCRIPTION:
+        raise ValidationError("error.description_too_short", min=MIN_DESCRIPTION)
+    if len(text) > MAX_DESCRIPTION:
+        raise ValidationError("error.description_too_long", max=MAX_DESCRIPTION)
+    return text
+
+
+def validate_name(name: str) -> str:
+    name = normalise_text(name)
+    if not 2 <= len(name) <= MAX_NAME or not any(ch.isalpha() for ch in name):
+        raise ValidationError("error.invalid_name")
+    return name
+
+
+def validate_draft(ctx: Context, draft: Draft) -> Draft:
+    """Check every field against the province's data; return a normalised copy."""
+    province = ctx.province
+    rule = province.item_types.get(draft.type)
+    if rule is None:
+        raise ValidationError("error.unknown_type", value=draft.type)
+    if draft.category not in province.categories:
+        raise ValidationError("error.unknown_category", value=draft.category)
+    if draft.commune_code is not None and draft.commune_code not in province.communes:
+        raise ValidationError("error.unknown_commune", value=draft.commune_code)
+    if draft.about_unit_code is not None and draft.about_unit_code not in province.units:
+        raise ValidationError("error.unknown_unit", value=draft.about_unit_code)
+    if len(draft.attachments) > MAX_ATTACHMENTS:
+        raise ValidationError("error.too_many_attachments", max=MAX_ATTACHMENTS)
+    description = validate_description(draft.description)
+    name = phone = None
+    if rule.identity_required and draft.anonymous:
+        raise ValidationError("error.identity_required")
+    if not draft.anonymous:
+        if not draft.name or not draft.phone:
+            raise ValidationError("error.identity_required")
+        name = validate_name(draft.name)
+        phone = normalise_phone(draft.phone)
+        if not draft.consent:
+            raise ValidationError("error.consent_required")
+    return Draft(
+        type=draft.type,
+        category=draft.category,
+        description=description,
+        commune_code=draft.commune_code,
+        about_unit_code=draft.about_unit_code,
+        attachments=list(draft.attachments),
+        anonymous=draft.anonymous,
+        name=name,
+        phone=phone,
+        consent=draft.consent,
+        latitude=draft.latitude,
+        longitude=draft.longitude,
+        desk_code=draft.desk_code,
+        multi_place=draft.multi_place,
+        complex=draft.complex,
+    )
+
+
+async def _unique_receipt_code(ctx: Context, session: AsyncSession) -> str:
+    while True:
+        code = new_receipt_code(ctx.province.receipt_prefix)
+        taken = await session.scalar(select(Item.id).where(Item.receipt_code == code))
+        if taken is None:
+            return code
+
+
+def new_clock(ctx: Context, item_id: int, deadline: Deadline, *, alarm_after: Any = None) -> Clock:
+    alarm = next_alarm(ctx.province, ctx.calendar, deadline.due, alarm_after or ctx.now())
+    return Clock(
+        item_id=item_id,
+        kind=deadline.kind,
+        start_date=deadline.start,
+        due_date=deadline.due,
+        days=deadline.days,
+        day_unit=deadline.unit,
+        basis=deadline.basis,
+        extensions=0,
+        next_due_at=alarm.at if alarm else None,
+    )
+
+
+async def submit_item(
+    ctx: Context,
+    session: AsyncSession,
+    draft: Draft,
+    *,
+    channel: str,
+    channel_id: str,
+    actor: str = "citizen",
+) -> Submitted:
+    """Create the item from a citizen's draft, in the caller's transaction."""
+    draft = validate_draft(ctx, draft)
+    province = ctx.province
+    now = ctx.now()
+    desk_unit = None
+    if draft.desk_code is not None:
+        desk = await session.get(Desk, draft.desk_code)
+        if desk is None or not desk.active:
+            raise ValidationError("error.unknown_desk")
+        desk_unit = desk.unit_code
+    decision = route(
+        province,
+        type_code=draft.type,
+        category=draft.category,
+        commune_code=draft.commune_code,
+        about_unit_code=draft.about_unit_code,
+        desk_unit_code=desk_unit,
+    )
+    citizen = await citizen_for_chat(ctx, session, channel, channel_id)
+    if not draft.anonymous:
+        set_identity(ctx, citizen, name=draft.name, phone=draft.phone)
+    remote = draft.commune_code is not None and province.communes[draft.commune_code].remote
+    received = ctx.local_date(now)
+    accept = accept_deadline(province, ctx.calendar, draft.type, received, multi_place=draft.multi_place)
+    resolve = resolve_deadline(province, ctx.calendar, draft.type, accept.due, remote=remote, complex=draft.complex)
+    item = Item(
+        receipt_code=await _unique_receipt_code(ctx, session),
+        type=draft.type,
+        category=draft.category,
+        commune_code=draft.commune_code,
+        unit_code=decision.unit_code,
+        status=Status.SUBMITTED,
+        citizen_id=citizen.id,
+        channel=channel,
+        desk_code=draft.desk_code,
+        anonymous=draft.anonymous,
+        about_unit_code=draft.about_unit_code,
+        complex=draft.complex,
+        remote=remote,
+        multi_place=draft.multi_place,
+        latitude=draft.latitude,
+        longitude=draft.longitude,
+        received_at=now,
+    )
+    session.add(item)
+    await session.flush()
+    session.add(
+        ItemMessage(
+            item_id=item.id,
+            author="citizen",
+            kind="description",
+            text_masked=mask_text(draft.description),
+            enc_text=ctx.vault.encrypt(draft.description, "message.text"),
+            attachments=draft.attachments,
+            created_at=now,
+        )
+    )
+    session.add(
+        RoutingDecision(item_id=item.id, unit_code=decision.unit_code, rule_id=decision.rule_id, reason=decision.reason)
+    )
+    session.add(new_clock(ctx, item.id, accept))
+    if resolve is not None:
+        session.add(new_clock(ctx, item.id, resolve))
+    await audit.append(
+        session,
+        action="submit",
+        actor=actor,
+        item_id=item.id,
+        public=True,
+        now=now,
+        data={
+            "type": draft.type,
+            "category": draft.category,
+            "commune": draft.commune_code,
+            "unit": decision.unit_code,
+            "rule": decision.rule_id,
+            "anonymous": draft.anonymous,
+            "channel": channel,
+        },
+    )
+    await session.flush()
+    return Submitted(item, decision, accept, resolve, pseudonym_tag(ctx.keys, item.id))

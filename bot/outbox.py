@@ -1,0 +1,201 @@
+"""The outbox: every message that must reach someone is a row written with the change that caused it,
+and a dispatcher sends it after commit.
+
+Claiming is a short transaction that marks rows ``sending`` with a lease (``SELECT … FOR UPDATE SKIP
+LOCKED`` on PostgreSQL, so several processes share the work; SQLite transactions are exclusive). A row is
+sent, then marked ``sent``. A process that dies after claiming leaves the row ``sending``; when the lease
+expires another dispatcher takes it, so a crash between commit and send still delivers. Messages to one
+recipient go out in the order they were written. Network errors and 5xx back off exponentially; a 429 waits
+``retry_after``; a recipient that can never be reached (blocked the bot) is marked ``dead`` for the
+coordinator to see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.context import Context
+from models.tables import Citizen, Official, Outbox
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 8
+MAX_BACKOFF = timedelta(minutes=10)
+
+
+class DeliveryError(Exception):
+    """Base of what a sender may raise."""
+
+
+class RetryLater(DeliveryError):
+    """A temporary failure (network, 5xx) or a rate limit (429 with ``retry_after``)."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class Undeliverable(DeliveryError):
+    """The message can never be delivered (the user blocked the bot, the chat is gone)."""
+
+
+class Sender(Protocol):
+    async def send(self, chat_id: str, payload: dict[str, Any]) -> None: ...
+
+
+def enqueue(
+    ctx: Context,
+    session: AsyncSession,
+    *,
+    channel: str,
+    recipient_kind: str,
+    recipient_id: int,
+    payload: dict[str, Any],
+) -> Outbox:
+    """Write one message in the caller's transaction."""
+    row = Outbox(
+        channel=channel,
+        recipient_kind=recipient_kind,
+        recipient_id=recipient_id,
+        payload=payload,
+        created_at=ctx.now(),
+        not_before=ctx.now(),
+    )
+    session.add(row)
+    return row
+
+
+class Dispatcher:
+    def __init__(self, ctx: Context, senders: Mapping[str, Sender], *, worker: str | None = None) -> None:
+        self.ctx = ctx
+        self.senders = dict(senders)
+        self.worker = worker or f"{socket.gethostname()}:{id(self):x}"
+        self.wake = asyncio.Event()
+
+    async def _claim(self, limit: int) -> list[Outbox]:
+        now = self.ctx.now()
+        async with self.ctx.sessions.begin() as session:
+            query = (
+                select(Outbox)
+                .where(
+                    Outbox.channel.in_(list(self.senders)),
+                    or_(Outbox.status == "pending", Outbox.status == "sending"),
+                    Outbox.not_before <= now,
+                )
+                .order_by(Outbox.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            rows = list((await session.execute(query)).scalars())
+            for row in rows:
+                row.status = "sending"
+                row.attempts += 1
+                row.not_before = now + LEASE
+        return rows
+
+    async def _chat_id(self, session: AsyncSession, row: Outbox) -> str | None:
+        if row.recipient_kind == "citizen":
+            citizen = await session.get(Citizen, row.recipient_id)
+            return self.ctx.vault.decrypt(citizen.enc_channel_id, "citizen.channel_id") if citizen else None
+        if row.recipient_kind == "official":
+            official = await session.get(Official, row.recipient_id)
+            return self.ctx.vault.decrypt(official.enc_channel_id, "official.channel_id") if official else None
+        return None
+
+    async def run_once(self, limit: int = 100) -> int:
+        """Send what is due now; return how many messages were delivered."""
+        rows = await self._claim(limit)
+        delivered = 0
+        held: set[tuple[str, int]] = set()
+        for row in rows:
+            recipient = (row.recipient_kind, row.recipient_id)
+            outcome: tuple[str, str | None, timedelta | None]
+            if recipient in held:
+                outcome = ("pending", None, timedelta(0))
+            else:
+                outcome = await self._deliver(row)
+                if outcome[0] != "sent":
+                    held.add(recipient)
+            status, error, delay = outcome
+            async with self.ctx.sessions.begin() as session:
+                fresh = await session.get(Outbox, row.id)
+                if fresh is None:
+                    continue
+                fresh.status = status
+                fresh.error = error
+                if status == "sent":
+                    fresh.sent_at = self.ctx.now()
+                    delivered += 1
+                elif status == "pending":
+                    fresh.not_before = self.ctx.now() + (delay or timedelta(0))
+                    if delay == timedelta(0):
+                        fresh.attempts -= 1
+        return delivered
+
+    async def _deliver(self, row: Outbox) -> tuple[str, str | None, timedelta | None]:
+        sender = self.senders[row.channel]
+        async with self.ctx.sessions() as session:
+            chat_id = await self._chat_id(session, row)
+        if chat_id is None:
+            return ("dead", "recipient not found", None)
+        try:
+            await sender.send(chat_id, row.payload)
+        except Undeliverable as exc:
+            log.warning("outbox %s undeliverable: %s", row.id, exc)
+            return ("dead", str(exc)[:500], None)
+        except RetryLater as exc:
+            if row.attempts >= MAX_ATTEMPTS and exc.retry_after is None:
+                return ("dead", f"gave up after {row.attempts} attempts: {exc}"[:500], None)
+            backoff = (
+                timedelta(seconds=exc.retry_after)
+                if exc.retry_after is not None
+                else min(MAX_BACKOFF, timedelta(seconds=2 ** (row.attempts - 1)))
+            )
+            log.info("outbox %s retry in %s: %s", row.id, backoff, exc)
+            return ("pending", str(exc)[:500], backoff)
+        return ("sent", None, None)
+
+    async def run_forever(self, idle: float = 1.0) -> None:
+        """Send as messages appear: woken by ``wake`` after a commit, or every ``idle`` seconds."""
+        while True:
+            try:
+                while await self.run_once():
+                    pass
+            except Exception:
+                log.exception("outbox dispatcher failed; retrying")
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), idle)
+
+
+async def take_for_web(ctx: Context, session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:
+    """The web chat has no push channel: its pending messages are handed over when the page asks."""
+    rows = list(
+        (
+            await session.execute(
+                select(Outbox)
+                .where(
+                    Outbox.channel == "web",
+                    Outbox.recipient_kind == "citizen",
+                    Outbox.recipient_id == citizen_id,
+                    Outbox.status == "pending",
+                )
+                .order_by(Outbox.id)
+                .with_for_update()
+            )
+        ).scalars()
+    )
+    for row in rows:
+        row.status = "sent"
+        row.sent_at = ctx.now()
+    return [row.payload for row in rows]

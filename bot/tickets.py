@@ -1,0 +1,356 @@
+"""Actions on an item after intake, one function each (like Zulip's ``zerver/actions``).
+
+Every function expects to run inside the caller's transaction and locks the item row first
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions are already exclusive), then checks the
+lifecycle, changes the item and its clocks, and appends the audit event. Authorisation of *who* may act is
+the caller's job (``bot.officials``); these functions enforce *what* may happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot import audit
+from bot.clocks import next_alarm
+from bot.context import Context
+from bot.deadlines import Deadline, accept_deadline, extend_deadline, resolve_deadline, resume_after_pause
+from bot.errors import NotFound, ValidationError
+from bot.intake import MAX_ATTACHMENTS, MAX_DESCRIPTION, new_clock
+from bot.lifecycle import Status, check_transition
+from bot.privacy import mask_text, normalise_text
+from bot.routing import supervisor_of
+from models.tables import Clock, Item, ItemMessage, Pause, RoutingDecision
+
+MAX_REASON = 1000
+
+
+async def lock_item(session: AsyncSession, item_id: int) -> Item:
+    item = (
+        await session.execute(
+            select(Item).where(Item.id == item_id).with_for_update().execution_options(populate_existing=True)
+        )
+    ).scalar_one_or_none()
+    if item is None:
+        raise NotFound("error.not_found")
+    return item
+
+
+async def item_by_receipt(session: AsyncSession, receipt_code: str) -> Item | None:
+    return (await session.execute(select(Item).where(Item.receipt_code == receipt_code))).scalar_one_or_none()
+
+
+async def clocks_of(session: AsyncSession, item_id: int) -> dict[str, Clock]:
+    rows = (await session.execute(select(Clock).where(Clock.item_id == item_id))).scalars().all()
+    return {clock.kind: clock for clock in rows}
+
+
+def _deadline_of(clock: Clock) -> Deadline:
+    return Deadline(
+        kind=clock.kind,  # type: ignore[arg-type]
+        start=clock.start_date,
+        due=clock.due_date,
+        days=clock.days,
+        unit=clock.day_unit,  # type: ignore[arg-type]
+        basis=clock.basis,
+        rule=clock.kind,
+        paused=clock.paused_days,
+    )
+
+
+def _set_due(ctx: Context, clock: Clock, deadline: Deadline) -> None:
+    clock.start_date = deadline.start
+    clock.due_date = deadline.due
+    clock.days = deadline.days
+    clock.day_unit = deadline.unit
+    clock.basis = deadline.basis
+    clock.paused_days = deadline.paused
+    alarm = next_alarm(ctx.province, ctx.calendar, deadline.due, ctx.now())
+    clock.next_due_at = alarm.at if alarm else None
+
+
+def _stop(clock: Clock | None, ctx: Context) -> None:
+    if clock is not None and clock.met_at is None:
+        clock.met_at = ctx.now()
+        clock.next_due_at = None
+
+
+def _reason(text: str, *, limit: int = MAX_REASON) -> str:
+    text = normalise_text(text)
+    if not text:
+        raise ValidationError("error.reason_required")
+    if len(text) > limit:
+        raise ValidationError("error.description_too_long", max=limit)
+    return text
+
+
+def _message(
+    ctx: Context,
+    item: Item,
+    *,
+    author: str,
+    kind: str,
+    text: str,
+    attachments: Sequence[dict[str, Any]] = (),
+    official_id: int | None = None,
+) -> ItemMessage:
+    """A thread message; citizen text is masked for officials, official text is kept as written."""
+    masked = mask_text(text) if author == "citizen" else text
+    return ItemMessage(
+        item_id=item.id,
+        author=author,
+        kind=kind,
+        official_id=official_id,
+        unit_code=item.unit_code,
+        text_masked=masked,
+        enc_text=ctx.vault.encrypt(text, "message.text") if author == "citizen" else None,
+        attachments=list(attachments),
+        created_at=ctx.now(),
+    )
+
+
+async def accept_item(ctx: Context, session: AsyncSession, item: Item, *, actor: str) -> None:
+    """Thụ lý: stop the accept clock and start the resolve clock from today."""
+    item.status = check_transition(item.status, "accept") or item.status
+    item.accepted_at = ctx.now()
+    clocks = await clocks_of(session, item.id)
+    _stop(clocks.get("accept"), ctx)
+    resolve = resolve_deadline(
+        ctx.province, ctx.calendar, item.type, ctx.local_date(), remote=item.remote, complex=item.complex
+    )
+    if resolve is not None and "resolve" in clocks:
+        _set_due(ctx, clocks["resolve"], resolve)
+    await audit.append(
+        session,
+        action="accept",
+        actor=actor,
+        item_id=item.id,
+        public=True,
+        now=ctx.now(),
+        data={"unit": item.unit_code, "resolve_by": resolve.due.isoformat() if resolve else None},
+    )
+
+
+async def request_info(
+    ctx: Context, session: AsyncSession, item: Item, *, actor: str, question: str, official_id: int | None = None
+) -> None:
+    """Ask the citizen for more; the clocks stand still until they answer (the pause is recorded)."""
+    question = _reason(question, limit=MAX_DESCRIPTION)
+    item.status = check_transition(item.status, "request_info") or item.status
+    item.paused = True
+    for clock in (await clocks_of(session, item.id)).values():
+        if clock.met_at is None:
+            clock.next_due_at = None
+    session.add(Pause(item_id=item.id, started_on=ctx.local_date(), reason=question))
+    session.add(_message(ctx, item, author="official", kind="question", text=question, official_id=official_id))
+    await audit.append(session, action="request_info", actor=actor, item_id=item.id, public=True, now=ctx.now())
+
+
+async def add_info(
+    ctx: Context,
+    session: AsyncSession,
+    item: Item,
+    *,
+    text: str,
+    attachments: Sequence[dict[str, Any]] = (),
+    actor: str = "citizen",
+) -> None:
+    """The citizen adds information; if the item was waiting for it, the clocks resume, shifted by the pause."""
+    check_transition(item.status, "add_info")
+    text = normalise_text(text)
+    if not text and not attachments:
+        raise ValidationError("error.reason_required")
+    if len(text) > MAX_DESCRIPTION:
+        raise ValidationError("error.description_too_long", max=MAX_DESCRIPTION)
+    if len(attachments) > MAX_ATTACHMENTS:
+        raise ValidationError("error.too_many_attachments", max=MAX_ATTACHMENTS)
+    resumed = False
+    if item.status == Status.NEEDS_INFO:
+        today = ctx.local_date()
+        pause = (
+            (
+                await session.execute(
+                    select(Pause).where(Pause.item_id == item.id, Pause.ended_on.is_(None)).order_by(Pause.id.desc())
+                )
+            )
+            .scalars()
+            .first()
+        )
+        for clock in (await clocks_of(session, item.id)).values():
+            if clock.met_at is None:
+                started = pause.started_on if pause else today
+                _set_due(ctx, clock, resume_after_pause(ctx.calendar, _deadline_of(clock), started, today))
+        if pause is not None:
+            pause.ended_on = today
+        item.paused = False
+        item.status = Status.ACCEPTED if item.accepted_at else Status.SUBMITTED
+        resumed = True
+    session.add(_message(ctx, item, author="citizen", kind="addition", text=text, attachments=attachments))
+    await audit.append(
+        session,
+        action="add_info",
+        actor=actor,
+        item_id=item.id,
+        public=True,
+        now=ctx.now(),
+        data={"resumed": resumed, "attachments": len(attachments)},
+    )
+
+
+async def answer_item(
+    ctx: Context,
+    session: AsyncSession,
+    item: Item,
+    *,
+    actor: str,
+    text: str,
+    attachments: Sequence[dict[str, Any]] = (),
+    official_id: int | None = None,
+) -> ItemMessage:
+    """The unit's answer. Answering an item not yet accepted accepts it too."""
+    text = normalise_text(text)
+    if not text and not attachments:
+        raise ValidationError("error.answer_empty")
+    if len(text) > MAX_DESCRIPTION:
+        raise ValidationError("error.description_too_long", max=MAX_DESCRIPTION)
+    item.status = check_transition(item.status, "answer") or item.status
+    now = ctx.now()
+    item.accepted_at = item.accepted_at or now
+    item.answered_at = now
+    for clock in (await clocks_of(session, item.id)).values():
+        _stop(clock, ctx)
+    message = _message(
+        ctx, item, author="official", kind="answer", text=text, attachments=attachments, official_id=official_id
+    )
+    session.add(message)
+    await audit.append(
+        session, action="answer", actor=actor, item_id=item.id, public=True, now=now, data={"unit": item.unit_code}
+    )
+    return message
+
+
+async def transfer_item(
+    ctx: Context, session: AsyncSession, item: Item, *, actor: str, to_unit: str, reason: str
+) -> None:
+    """Move the item to the competent unit; its clocks keep running (the citizen's wait does not restart)."""
+    reason = _reason(reason)
+    if to_unit not in ctx.province.units:
+        raise ValidationError("error.unknown_unit", value=to_unit)
+    if to_unit == item.unit_code:
+        raise ValidationError("error.same_unit")
+    if item.about_unit_code is not None and to_unit == item.about_unit_code:
+        raise ValidationError("error.conflict_of_interest")
+    item.status = check_transition(item.status, "transfer") or item.status
+    from_unit = item.unit_code
+    item.unit_code = to_unit
+    session.add(RoutingDecision(item_id=item.id, unit_code=to_unit, rule_id="transfer", reason=reason))
+    await audit.append(
+        session,
+        action="transfer",
+        actor=actor,
+        item_id=item.id,
+        public=True,
+        now=ctx.now(),
+        data={"from": from_unit, "to": to_unit, "reason": reason},
+    )
+
+
+async def extend_item(ctx: Context, session: AsyncSession, item: Item, *, actor: str, reason: str) -> Deadline:
+    """Gia hạn: push the resolve-by date within the type's limit; each extension is recorded."""
+    reason = _reason(reason)
+    check_transition(item.status, "extend")
+    clock = (await clocks_of(session, item.id)).get("resolve")
+    if clock is None:
+        raise ValidationError("error.no_extension")
+    extended = extend_deadline(ctx.province, ctx.calendar, item.type, _deadline_of(clock), clock.extensions)
+    clock.due_date = extended.due
+    clock.extensions += 1
+    alarm = next_alarm(ctx.province, ctx.calendar, extended.due, ctx.now())
+    clock.next_due_at = alarm.at if alarm else None
+    await audit.append(
+        session,
+        action="extend",
+        actor=actor,
+        item_id=item.id,
+        public=True,
+        now=ctx.now(),
+        data={"resolve_by": extended.due.isoformat(), "rule": extended.rule, "reason": reason, "basis": extended.basis},
+    )
+    return extended
+
+
+async def reject_item(
+    ctx: Context, session: AsyncSession, item: Item, *, actor: str, guidance: str, official_id: int | None = None
+) -> None:
+    """Không thuộc thẩm quyền: close with guidance telling the citizen where to go instead."""
+    guidance = _reason(guidance, limit=MAX_DESCRIPTION)
+    item.status = check_transition(item.status, "reject") or item.status
+    item.closed_at = ctx.now()
+    for clock in (await clocks_of(session, item.id)).values():
+        _stop(clock, ctx)
+    session.add(_message(ctx, item, author="official", kind="rejection", text=guidance, official_id=official_id))
+    await audit.append(session, action="reject", actor=actor, item_id=item.id, public=True, now=ctx.now())
+
+
+async def rate_item(ctx: Context, session: AsyncSession, item: Item, *, rating: int, actor: str = "citizen") -> None:
+    """The citizen rates the answer 1–5; a satisfied rating (3 or more) closes the item."""
+    if not isinstance(rating, int) or not 1 <= rating <= 5:
+        raise ValidationError("error.invalid_rating")
+    check_transition(item.status, "rate")
+    item.rating = rating
+    if rating >= 3 and item.status == Status.ANSWERED:
+        item.status = Status.CLOSED
+        item.closed_at = ctx.now()
+    await audit.append(
+        session, action="rate", actor=actor, item_id=item.id, public=True, now=ctx.now(), data={"rating": rating}
+    )
+
+
+async def reopen_item(ctx: Context, session: AsyncSession, item: Item, *, reason: str, actor: str = "citizen") -> str:
+    """An unsatisfied citizen reopens the item; it goes to the supervising unit with fresh clocks."""
+    reason = _reason(reason, limit=MAX_DESCRIPTION)
+    item.status = check_transition(item.status, "reopen") or item.status
+    supervisor = supervisor_of(ctx.province, item.unit_code)
+    from_unit = item.unit_code
+    item.unit_code = supervisor
+    item.reopen_count += 1
+    item.closed_at = None
+    item.accepted_at = None
+    session.add(RoutingDecision(item_id=item.id, unit_code=supervisor, rule_id="reopen", reason=reason))
+    session.add(_message(ctx, item, author="citizen", kind="reopen", text=reason))
+    clocks = await clocks_of(session, item.id)
+    today = ctx.local_date()
+    accept = accept_deadline(ctx.province, ctx.calendar, item.type, today, multi_place=item.multi_place)
+    resolve = resolve_deadline(
+        ctx.province, ctx.calendar, item.type, accept.due, remote=item.remote, complex=item.complex
+    )
+    for deadline in (accept, resolve):
+        if deadline is None:
+            continue
+        clock = clocks.get(deadline.kind)
+        if clock is None:
+            session.add(new_clock(ctx, item.id, deadline))
+        else:
+            clock.met_at = None
+            clock.extensions = 0
+            clock.escalated = False
+            _set_due(ctx, clock, deadline)
+    await audit.append(
+        session,
+        action="reopen",
+        actor=actor,
+        item_id=item.id,
+        public=True,
+        now=ctx.now(),
+        data={"from": from_unit, "to": supervisor},
+    )
+    return supervisor
+
+
+async def close_item(ctx: Context, session: AsyncSession, item: Item, *, actor: str) -> None:
+    item.status = check_transition(item.status, "close") or item.status
+    item.closed_at = ctx.now()
+    await audit.append(session, action="close", actor=actor, item_id=item.id, public=True, now=ctx.now())

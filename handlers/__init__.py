@@ -1,0 +1,1 @@
+"""Telegram-facing handlers and transport for the PAKN bot."""

@@ -1,0 +1,123 @@
+"""The one aiohttp server: shared application keys, metrics, ``/healthz`` and ``/metrics``.
+
+Channel modules (``handlers.web``, ``handlers.telegram`` …) add their routes to the application built here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from bot.context import Context
+from bot.conversation import Conversations
+from models.tables import Item, Outbox
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "pakn_http_requests", "HTTP requests served", ["route", "status"], registry=self.registry
+        )
+        self.latency = Histogram("pakn_http_request_seconds", "HTTP request latency", ["route"], registry=self.registry)
+        self.items = Gauge("pakn_items", "Items by status", ["status"], registry=self.registry)
+        self.outbox = Gauge("pakn_outbox_messages", "Outbox messages by status", ["status"], registry=self.registry)
+        self.database_up = Gauge("pakn_database_up", "1 when the database answers", registry=self.registry)
+        self.updates = Counter("pakn_updates", "Chat updates handled", ["channel"], registry=self.registry)
+
+
+CONTEXT = web.AppKey("context", Context)
+CONVERSATIONS = web.AppKey("conversations", Conversations)
+METRICS = web.AppKey("metrics", Metrics)
+
+
+@web.middleware
+async def metrics_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    metrics = request.app[METRICS]
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        metrics.requests.labels(route, str(status)).inc()
+        metrics.latency.labels(route).observe(time.perf_counter() - started)
+
+
+async def healthz(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    try:
+        async with ctx.engine.connect() as connection:
+            await connection.execute(text("select 1"))
+        database = "ok"
+    except (OSError, SQLAlchemyError) as exc:
+        log.warning("health check: database unreachable: %s", exc)
+        database = "unreachable"
+    body = {
+        "status": "ok" if database == "ok" else "degraded",
+        "database": database,
+        "backend": ctx.engine.url.get_backend_name(),
+    }
+    return web.json_response(body, status=200 if database == "ok" else 503)
+
+
+async def metrics_endpoint(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    metrics = request.app[METRICS]
+    try:
+        async with ctx.sessions() as session:
+            items = (await session.execute(select(Item.status, func.count()).group_by(Item.status))).all()
+            outbox = (await session.execute(select(Outbox.status, func.count()).group_by(Outbox.status))).all()
+        metrics.items.clear()
+        for status, count in items:
+            metrics.items.labels(status).set(count)
+        metrics.outbox.clear()
+        for status, count in outbox:
+            metrics.outbox.labels(status).set(count)
+        metrics.database_up.set(1)
+    except (OSError, SQLAlchemyError):
+        metrics.database_up.set(0)
+    return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_web_app(ctx: Context, conversations: Conversations) -> web.Application:
+    """The application with the core routes and the web chat; other channels add theirs."""
+    from handlers import web as web_chat
+
+    app = web.Application(middlewares=[metrics_middleware], client_max_size=1024**2)
+    app[CONTEXT] = ctx
+    app[CONVERSATIONS] = conversations
+    app[METRICS] = Metrics()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics_endpoint)
+    web_chat.setup(app)
+    return app
+
+
+async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()
+        raise
+    return runner

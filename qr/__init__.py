@@ -1,0 +1,1 @@
+"""Desk QR codes: signed payloads, QR images and printable posters."""

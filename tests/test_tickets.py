@@ -1,0 +1,127 @@
+"""The item's life after intake: accept, pause, answer, rate, reopen, transfer, extend, reject."""
+
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from bot import audit
+from bot.context import Context
+from bot.errors import ExtensionLimitReached, IllegalTransition, ValidationError
+from bot.intake import Draft, submit_item
+from bot.tickets import (
+    accept_item,
+    add_info,
+    answer_item,
+    clocks_of,
+    extend_item,
+    lock_item,
+    rate_item,
+    reject_item,
+    reopen_item,
+    request_info,
+    transfer_item,
+)
+from models.tables import Item, Pause
+from tests.conftest import TestClock
+
+DESCRIPTION = "Đường liên bản từ Nà Nhạn đi Mường Phăng bị sạt lở, xe máy không đi qua được."
+
+
+async def _submit(ctx: Context, type_code: str = "phan_anh", **extra: object) -> int:
+    draft = Draft(type=type_code, category="dat_dai", commune_code="3325", description=DESCRIPTION, **extra)  # type: ignore[arg-type]
+    async with ctx.sessions.begin() as session:
+        return (await submit_item(ctx, session, draft, channel="web", channel_id="s1")).item.id
+
+
+async def test_accepting_starts_the_resolve_clock_from_the_day_of_acceptance(ctx: Context, clock: TestClock) -> None:
+    item_id = await _submit(ctx)
+    clock.set_local(2026, 2, 23)  # Monday after Tết
+    async with ctx.sessions.begin() as session:
+        await accept_item(ctx, session, await lock_item(session, item_id), actor="official:1")
+    async with ctx.sessions() as session:
+        clocks = await clocks_of(session, item_id)
+    assert clocks["accept"].met_at is not None and clocks["accept"].next_due_at is None
+    # 15 working days after Monday 23/02/2026 → Monday 16/03/2026.
+    assert clocks["resolve"].due_date == date(2026, 3, 16)
+
+
+async def test_waiting_for_the_citizen_pauses_the_clock(ctx: Context, clock: TestClock) -> None:
+    item_id = await _submit(ctx)
+    clock.set_local(2026, 2, 23)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        await accept_item(ctx, session, item, actor="official:1")
+        await request_info(ctx, session, item, actor="official:1", question="Xin gửi ảnh chụp đoạn đường sạt lở.")
+    clock.set_local(2026, 2, 26)  # three working days later
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        assert item.status == "needs_info" and item.paused
+        await add_info(ctx, session, item, text="Ảnh đã gửi kèm.", attachments=[{"kind": "photo", "file_id": "F1"}])
+        assert item.status == "accepted" and not item.paused
+    async with ctx.sessions() as session:
+        clocks = await clocks_of(session, item_id)
+        pause = (await session.execute(select(Pause))).scalar_one()
+    assert clocks["resolve"].due_date == date(2026, 3, 19)  # 16/03 + the 3 working days paused
+    assert (pause.started_on, pause.ended_on) == (date(2026, 2, 23), date(2026, 2, 26))
+
+
+async def test_an_unsatisfied_citizen_reopens_and_the_supervisor_gets_it(ctx: Context) -> None:
+    item_id = await _submit(ctx)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        await answer_item(ctx, session, item, actor="official:1", text="Xã đã cử cán bộ kiểm tra và sửa đường.")
+        await rate_item(ctx, session, item, rating=2)
+        assert item.status == "answered"
+        supervisor = await reopen_item(ctx, session, item, reason="Đường vẫn chưa được sửa.")
+    assert supervisor == "thanh_tra"
+    async with ctx.sessions() as session:
+        item = await session.get(Item, item_id)
+        clocks = await clocks_of(session, item_id)
+        assert item is not None and (item.status, item.unit_code, item.reopen_count) == ("reopened", "thanh_tra", 1)
+        assert clocks["accept"].met_at is None and clocks["accept"].start_date == date(2026, 2, 12)
+        assert (await audit.verify(session)).checked == 4
+
+
+async def test_a_satisfied_rating_closes_the_item(ctx: Context) -> None:
+    item_id = await _submit(ctx)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        await answer_item(ctx, session, item, actor="official:1", text="Đã xử lý xong.")
+        await rate_item(ctx, session, item, rating=5)
+        assert item.status == "closed" and item.rating == 5
+
+
+async def test_illegal_transitions_are_refused_in_both_languages(ctx: Context) -> None:
+    item_id = await _submit(ctx)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        with pytest.raises(IllegalTransition) as caught:
+            await rate_item(ctx, session, item, rating=4)
+    assert caught.value.vi == "Không thể đánh giá khi phản ánh đang ở trạng thái “Đã tiếp nhận, chờ thụ lý”."
+    assert caught.value.en == "Cannot rate while the item is “Received, awaiting acceptance”."
+
+
+async def test_a_denunciation_can_be_extended_twice_and_no_more(ctx: Context) -> None:
+    item_id = await _submit(ctx, "to_cao", anonymous=False, name="Lò Văn A", phone="0912345678", consent=True)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        await accept_item(ctx, session, item, actor="official:1")  # accepted Thursday 12/02/2026
+        first = await extend_item(ctx, session, item, actor="official:1", reason="Vụ việc phức tạp")
+        second = await extend_item(ctx, session, item, actor="official:1", reason="Vụ việc đặc biệt phức tạp")
+        with pytest.raises(ExtensionLimitReached):
+            await extend_item(ctx, session, item, actor="official:1", reason="Thêm lần nữa")
+    # 30 days → Sat 14/03 → Mon 16/03; +30 → Wed 15/04; +30 → Fri 15/05/2026.
+    assert (first.due, second.due) == (date(2026, 4, 15), date(2026, 5, 15))
+
+
+async def test_transfer_and_reject(ctx: Context) -> None:
+    item_id = await _submit(ctx)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        with pytest.raises(ValidationError):
+            await transfer_item(ctx, session, item, actor="official:1", to_unit="so_nn_mt", reason="  ")
+        await transfer_item(ctx, session, item, actor="official:1", to_unit="so_nn_mt", reason="Đất rừng do Sở quản lý")
+        assert item.unit_code == "so_nn_mt" and item.status == "submitted"
+        await reject_item(ctx, session, item, actor="official:2", guidance="Đề nghị liên hệ Tòa án nhân dân khu vực.")
+        assert item.status == "rejected"
