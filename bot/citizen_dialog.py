@@ -34,7 +34,7 @@ from bot.dialog import (
     TrackItem,
 )
 from bot.errors import DomainError
-from bot.i18n import LOCALES, Localized, Msg, format_day, format_deadline, normalise_locale
+from bot.i18n import LOCALES, Localized, Msg, format_day, format_deadline, normalise_locale, render
 from bot.intake import MAX_ATTACHMENTS, MAX_DESCRIPTION, MIN_DESCRIPTION, validate_name
 from bot.places import CommuneDirectory, fold
 from bot.privacy import normalise_phone, normalise_text
@@ -47,6 +47,23 @@ MIN_REOPEN_REASON = 5
 FLOW = ("type", "category", "commune", "location", "conduct", "description", "attachments", "identity", "summary")
 EDITABLE = ("type", "category", "commune", "conduct", "description", "attachments", "identity")
 DESK_FACES = {1: "😞", 2: "😐", 3: "😊"}
+# Steps that only take a choice, where a typed number picks the n-th button (Zalo shows numbered choices).
+CHOICE_STEPS = frozenset(
+    {
+        "menu",
+        "type",
+        "category",
+        "location",
+        "conduct",
+        "attachments",
+        "identity",
+        "consent",
+        "summary",
+        "edit",
+        "tracked",
+        "desk_rating",
+    }
+)
 
 
 def new_state(locale: str | None = None) -> dict[str, Any]:
@@ -75,6 +92,8 @@ class CitizenDialog:
         state = copy.deepcopy(state) if state else new_state(event.language)
         if event.kind == "command":
             return self._command(state, event)
+        if event.kind == "text":
+            event = self._typed_button(state, event)
         if event.kind == "button":
             if event.payload.startswith("menu:"):
                 return self._menu_choice(state, event.payload[5:])
@@ -107,6 +126,18 @@ class CitizenDialog:
         if isinstance(effect, RateDesk):
             return self._to_menu(state, Msg("desk.rating_thanks"))
         raise TypeError(f"unknown effect {effect!r}")
+
+    def _typed_button(self, state: dict[str, Any], event: Event) -> Event:
+        """Typing a button's label (or its number on channels that show numbered choices) presses it."""
+        wanted = fold(event.text)
+        if not wanted:
+            return event
+        buttons = [button for row in self.prompt(state).buttons for button in row]
+        for index, button in enumerate(buttons, start=1):
+            numbered = state["step"] in CHOICE_STEPS and wanted == str(index)
+            if numbered or wanted == fold(render(button.label, state["locale"])):
+                return Event(kind="button", payload=button.payload, language=event.language)
+        return event
 
     # ----------------------------------------------------------------- commands and menu
 

@@ -34,6 +34,7 @@ class Settings:
     telegram_api_url: str = "https://api.telegram.org"
     telegram_mode: str = "polling"
     telegram_webhook_secret: str = ""
+    telegram_max_rate: float = 30.0
     config_file: Path | None = field(default=None)
 
     @property
@@ -63,6 +64,14 @@ def normalise_database_url(url: str) -> str:
 def _coerce(name: str, value: object, source: str) -> object:
     if name in ("data_dir", "province_dir"):
         return Path(str(value))
+    if name == "telegram_max_rate":
+        try:
+            rate = float(str(value))
+        except ValueError:
+            raise ConfigError(source, name, f"not a number: {value!r}") from None
+        if rate < 0:
+            raise ConfigError(source, name, "must be 0 (no limit) or more")
+        return rate
     if name == "port":
         try:
             port = int(str(value))

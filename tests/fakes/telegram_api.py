@@ -342,6 +342,9 @@ class SentMessage(str):
     def get(self, key: str, default: Any = None) -> Any:
         return self.message.get(key, default)
 
+    def __reduce__(self) -> tuple[type[SentMessage], tuple[dict[str, Any], str, dict[str, Any]]]:
+        return (SentMessage, (self.message, self.method, self.params))
+
     @property
     def text(self) -> str:
         return str(self)
@@ -1007,7 +1010,7 @@ class FakeBotAPI:
         record: keep :attr:`calls` (the standalone server turns it off unless ``--record``).
         history_limit: keep at most this many messages per chat (``None``: all).
         per_chat_per_second, group_per_minute, global_per_second: thresholds of the rate check, which only
-            records :class:`RateViolation` entries in :attr:`rate_violations`.
+            records :class:`RateViolation` entries in :attr:`rate_violations` (and only when ``record``).
     """
 
     def __init__(
@@ -1551,7 +1554,7 @@ class FakeBotAPI:
                 parameters = {"retry_after": fault.retry_after} if fault.status == 429 else None
                 description = fault.description or _default_description(fault.status, fault.retry_after)
                 raise BotAPIError(fault.status, description, parameters)
-            if canonical in SEND_METHODS:
+            if canonical in SEND_METHODS and self.record:
                 self._check_rate(canonical, params.get("chat_id"))
             if decode_error is not None:
                 raise decode_error

@@ -1,0 +1,223 @@
+"""The Telegram channel end to end: python-telegram-bot against the fake Bot API over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer, unused_port
+
+from bot.context import Context
+from bot.conversation import Conversations
+from bot.outbox import Dispatcher
+from handlers.http import create_web_app
+from handlers.telegram import TelegramChannel, split_text
+from tests.fakes.telegram_api import FakeBotAPI
+from tests.telegram_user import TelegramUser
+
+TOKEN = "123456:TEST-token"
+SECRET = "s3cret-webhook-token"
+DESCRIPTION = "Bãi rác tự phát cạnh suối Nậm Rốm bốc mùi, nước thải chảy ra suối nhiều ngày nay."
+
+
+@dataclasses.dataclass
+class Running:
+    fake: FakeBotAPI
+    url: str
+    channel: TelegramChannel
+
+
+async def _run(ctx: Context, mode: str) -> AsyncIterator[Running]:
+    async with FakeBotAPI(token=TOKEN) as fake:
+        port = unused_port()
+        settings = dataclasses.replace(
+            ctx.settings,
+            telegram_token=TOKEN,
+            telegram_api_url=fake.url,
+            telegram_mode=mode,
+            telegram_webhook_secret=SECRET,
+            public_url=f"http://127.0.0.1:{port}",
+            telegram_max_rate=0,
+        )
+        ctx = dataclasses.replace(ctx, settings=settings)
+        conversations = Conversations(ctx)
+        app = create_web_app(ctx, conversations)
+        channel = TelegramChannel(ctx, conversations)
+        channel.setup(app)
+        dispatcher = Dispatcher(ctx, {"telegram": channel.sender})
+        conversations.on_commit = dispatcher.wake.set
+        server = TestServer(app, host="127.0.0.1", port=port)
+        await server.start_server()
+        task = asyncio.create_task(dispatcher.run_forever(idle=0.2))
+        await channel.start()
+        try:
+            yield Running(fake, f"http://127.0.0.1:{port}", channel)
+        finally:
+            await channel.stop()
+            task.cancel()
+            await server.close()
+
+
+@pytest.fixture
+async def polling(ctx: Context) -> AsyncIterator[Running]:
+    async for running in _run(ctx, "polling"):
+        yield running
+
+
+@pytest.fixture
+async def webhook(ctx: Context) -> AsyncIterator[Running]:
+    async for running in _run(ctx, "webhook"):
+        yield running
+
+
+async def _file_report(user: TelegramUser) -> str:
+    await user.say("/start")
+    await user.press("Gửi phản ánh")
+    await user.press("Phản ánh")
+    await user.press("Môi trường")
+    await user.say("Thanh Minh")
+    await user.press("Bỏ qua")
+    await user.press("Không")
+    await user.say(DESCRIPTION)
+    await user.press("Xong")
+    await user.press("Bỏ qua")
+    await user.press("ẩn danh")
+    return await user.press("Gửi")
+
+
+async def test_a_citizen_files_and_tracks_a_report_by_polling(polling: Running) -> None:
+    user = TelegramUser(polling.fake, 5001)
+    text = await user.say("/start")
+    assert "Xin chào!" in text and "📝 Gửi phản ánh, kiến nghị" in user.labels
+    await user.press("Gửi phản ánh")
+    await user.press("Phản ánh")
+    await user.press("Môi trường")
+    text = await user.say("Thanh Minh")
+    assert "“Xã Thanh Minh” nay thuộc Phường Điện Biên Phủ" in text
+    await user.press("Bỏ qua")
+    await user.press("Không")
+    await user.say(DESCRIPTION)
+    await user.press("Xong")
+    photo = polling.fake.make_photo(user.chat_id, user=user.chat_id)
+    await user._deliver(photo)
+    assert "Đã nhận tệp thứ 1." in user.text
+    await user.press("Xong")
+    summary = await user.press("ẩn danh")
+    assert "Tệp đính kèm: 1" in summary
+    receipt = await user.press("Gửi")
+    assert "Đơn vị tiếp nhận: UBND Phường Điện Biên Phủ" in receipt
+    code = re.search(r"DB-[0-9A-Z]{4}-[0-9A-Z]{4}", receipt)
+    assert code is not None
+    tracked = await user.say(f"/track {code.group(0)}")
+    assert "Trạng thái: Đã tiếp nhận, chờ thụ lý" in tracked
+    assert "Bổ sung thông tin" in " ".join(user.labels)
+    commands = {c["command"] for c in polling.fake.commands_for("")}
+    assert commands == {"start", "track", "cancel", "help", "lang"}
+    assert polling.fake.commands_for("en")[0]["description"] == "Start, back to the main menu"
+
+
+async def test_an_identified_complaint_with_the_share_contact_button(polling: Running) -> None:
+    user = TelegramUser(polling.fake, 5002, language="en")
+    text = await user.say("/start")
+    assert "Hello!" in text
+    await user.press("Send a report")
+    await user.press("Complaint")
+    await user.press("Land")
+    await user.say("muong phang")
+    await user.press("Skip")
+    await user.press("No")
+    await user.say(DESCRIPTION)
+    await user.press("Done")
+    await user.press("Skip")
+    await user.press("Give my name")
+    keyboard = polling.fake.reply_keyboard(user.chat_id)
+    assert keyboard is not None and keyboard["keyboard"][0][0]["request_contact"] is True
+    text = await user.share_contact("+84 912 345 678", "Bình", "Lò Văn", own=False)
+    assert "Please share your own phone number." in text
+    text = await user.share_contact("84912345678", "Lò Văn", "Bình")
+    assert "Name: Lò Văn Bình" in text
+    await user.press("Keep this name")
+    await user.press("I agree")
+    receipt = await user.press("Send")
+    assert "Receipt code:" in receipt and "People's Committee of Mường Phăng Commune" in receipt
+    for call in polling.fake.calls:
+        assert len(str(call.params.get("callback_data", ""))) <= 64
+
+
+async def test_webhook_mode_registers_with_a_secret_and_checks_it(webhook: Running) -> None:
+    fake = webhook.fake
+    registered = fake.calls_of("setWebhook")[-1].params
+    assert registered["url"] == f"{webhook.url}/telegram/webhook" and registered["secret_token"] == SECRET
+    user = TelegramUser(fake, 5003, webhook=True)
+    receipt = await _file_report(user)
+    assert "Đã gửi thành công." in receipt
+    update = fake.make_message(user.chat_id, "/help", user=user.chat_id)
+    update["update_id"] = 777
+    async with aiohttp.ClientSession() as http:
+        target = f"{webhook.url}/telegram/webhook"
+        async with http.post(target, json=update) as response:
+            assert response.status == 403
+        async with http.post(target, json=update, headers={"X-Telegram-Bot-Api-Secret-Token": "wrong"}) as r:
+            assert r.status == 403
+        headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+        async with http.post(target, data=b"{oops", headers=headers) as response:
+            assert response.status == 400
+        async with http.post(target, data=b"x" * (1024 * 1024 + 10), headers=headers) as response:
+            assert response.status == 413
+        before = len(fake.sent_to(user.chat_id))
+        for _ in range(3):  # Telegram redelivers an update it thinks was lost
+            async with http.post(target, json=update, headers=headers) as response:
+                assert response.status == 200
+        await fake.wait_for(
+            "sendMessage", lambda call: "Hướng dẫn" in str(call.params.get("text")), after=len(fake.calls) - 10
+        )
+        await asyncio.sleep(0.5)
+    help_messages = [m for m in fake.sent_to(user.chat_id)[before:] if "Hướng dẫn" in m.text]
+    assert len(help_messages) == 1
+
+
+async def test_group_chats_get_a_one_line_explanation(polling: Running) -> None:
+    fake = polling.fake
+    fake.add_chat(-100200, type="supergroup", title="Tổ dân phố 5")
+    update = fake.make_message(-100200, "/start", user=5004)
+    mark = len(fake.calls)
+    fake.enqueue_update(update)
+    call = await fake.wait_for("sendMessage", lambda c: str(c.params.get("chat_id")) == "-100200", after=mark)
+    assert "nhắn riêng" in call.params["text"]
+
+
+async def test_edited_messages_and_stickers_get_a_clear_answer(polling: Running) -> None:
+    fake = polling.fake
+    user = TelegramUser(fake, 5005)
+    await user.say("/start")
+    edited = fake.make_message(user.chat_id, "sửa lại", user=user.chat_id)
+    edited = {"edited_message": {**edited["message"], "edit_date": edited["message"]["date"] + 5}}
+    text = await user._deliver(edited)
+    assert "Tin nhắn đã sửa không được ghi nhận" in text
+    sticker = fake.make_message(user.chat_id, "", user=user.chat_id)
+    message: dict[str, Any] = sticker["message"]
+    message.pop("text", None)
+    message["sticker"] = {
+        "file_id": "STK1",
+        "file_unique_id": "U1",
+        "type": "regular",
+        "width": 512,
+        "height": 512,
+        "is_animated": False,
+        "is_video": False,
+    }
+    text = await user._deliver(sticker)
+    assert "Xin lỗi, tôi chưa hiểu" in text
+
+
+def test_long_text_is_split_at_telegrams_limit() -> None:
+    text = "\n".join(f"Dòng {i}: " + "ư" * 90 for i in range(120))
+    pieces = split_text(text)
+    assert all(len(piece) <= 4096 for piece in pieces) and len(pieces) > 1
+    assert "\n".join(pieces) == text
+    assert split_text("a" * 9000) == ["a" * 4096, "a" * 4096, "a" * 808]
