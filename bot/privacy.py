@@ -273,25 +273,31 @@ _D = rf"(?:{_SEP}?\d)"
 _NATIONAL = rf"(?:[35789]{_D}{{8}}|[12]{_D}{{9}})"
 
 
-def _phone_pattern(start: str) -> re.Pattern[str]:
-    return re.compile(
-        rf"""
-        {start}
-        (?:
-            (?:\({_SP}?)?0{_SEP}?{_NATIONAL}
-          | (?:\({_SP}?\+?{_SP}?84{_SP}?\)|\+{_SP}?84|00{_SP}?84|84) {_SEP}? (?:\(?0\)?{_SEP}?)? {_NATIONAL}
-        )
-        (?!\d)
-        """,
-        re.VERBOSE,
+_PHONE_RE = re.compile(
+    rf"""
+    (?<!\d)
+    (?:
+        (?:\({_SP}?)?0{_SEP}?{_NATIONAL}
+      | (?:\({_SP}?\+?{_SP}?84{_SP}?\)|\+{_SP}?84|00{_SP}?84|84) {_SEP}? (?:\(?0\)?{_SEP}?)? {_NATIONAL}
     )
-
-
-# First pass: a phone does not start right after a 1–2 digit number and a dot, dash or slash, so in
-# "ngày 03.05.2026 0912 345 678" the phone is not misread as "05.2026 0912" (which would leak "345 678").
-# Second pass: whatever phone-shaped number is left ("tổ 5-0912345678") is masked too.
-_PHONE_FIRST_RE = _phone_pattern(r"(?<!\d)(?<![^\d]\d[.\-/])(?<![^\d]\d\d[.\-/])(?<!^\d[.\-/])(?<!^\d\d[.\-/])")
-_PHONE_SECOND_RE = _phone_pattern(r"(?<!\d)")
+    (?!\d)
+    """,
+    re.VERBOSE,
+)
+# Dates ("12.03.2026", "05-2026") and money ("3.457.566") are found first: a phone-shaped run that
+# overlaps a date or starts inside an amount is a misreading, as in "ngày 03.05.2026 0912 345 678"
+# ("05.2026 0912" would leave "345 678" visible) or "08-03-2030 09/07" or "3.096 3.457.566".
+_DATE_RE = re.compile(
+    r"""
+    (?<![\d./\-])
+    (?: (?:0?[1-9]|[12]\d|3[01]) (?P<sep>[./\-]) (?:0?[1-9]|1[0-2]) (?P=sep) (?:19|20)\d{2}
+      | (?:0?[1-9]|1[0-2]) [./\-] (?:19|20)\d{2}
+    )
+    (?![./\-]?\d)
+    """,
+    re.VERBOSE,
+)
+_MONEY_RE = re.compile(r"(?<![\d.,])\d{1,3}(?:(?P<sep>[.,])\d{3})(?:(?P=sep)\d{3})*(?![.,]?\d)")
 
 # CCCD: 12 digits (province code 001–096 first, so it starts with 0; sometimes typed in groups of 3 or 4);
 # CMND: 9 digits. Grouped forms must stand alone, so "120.000.000.000 đồng" is not read as "000.000.000".
@@ -320,6 +326,24 @@ def _mask_id(match: re.Match[str]) -> str:
     return ID_MARK
 
 
+def _mask_phones(text: str) -> str:
+    dates = [match.span() for match in _DATE_RE.finditer(text)]
+    amounts = [match.span() for match in _MONEY_RE.finditer(text)]
+    parts: list[str] = []
+    done = search_from = 0
+    while match := _PHONE_RE.search(text, search_from):
+        start, end = match.span()
+        if any(start < d_end and d_start < end for d_start, d_end in dates) or any(
+            a_start < start < a_end for a_start, a_end in amounts
+        ):
+            search_from = start + 1  # try the same text again from the next character
+            continue
+        parts += [text[done:start], PHONE_MARK]
+        done = search_from = end
+    parts.append(text[done:])
+    return "".join(parts)
+
+
 def mask_text(text: str) -> str:
     """Mask phone numbers, ID-card numbers and e-mail addresses before a unit sees the text.
 
@@ -327,8 +351,7 @@ def mask_text(text: str) -> str:
     needs them to act. When in doubt about a phone number, mask it.
     """
     text = _EMAIL_RE.sub(EMAIL_MARK, text)
-    text = _PHONE_FIRST_RE.sub(PHONE_MARK, text)
-    text = _PHONE_SECOND_RE.sub(PHONE_MARK, text)
+    text = _mask_phones(text)
     return _ID_RE.sub(_mask_id, text)
 
 

@@ -24,6 +24,7 @@ from telegram import (
     InputMediaDocument,
     InputMediaPhoto,
     KeyboardButton,
+    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
@@ -230,7 +231,7 @@ async def test_callback_query_round_trip(fake: FakeBotAPI, bot: Bot) -> None:
     assert query is not None
     assert query.data == "good"
     assert query.from_user.id == 42 and query.from_user.language_code == "vi"
-    assert query.message is not None and query.message.message_id == sent.message_id
+    assert isinstance(query.message, Message) and query.message.message_id == sent.message_id
     assert query.message.reply_markup == keyboard("good", "bad")
 
     assert await query.answer("Cảm ơn")

@@ -1,0 +1,149 @@
+"""The ``pakn`` command as an operator uses it: real processes, real files, real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import unused_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pakn(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+@pytest.fixture
+def data_env(tmp_path: Path) -> dict[str, str]:
+    return {"PAKN_DATA_DIR": str(tmp_path / "data"), "PAKN_DATABASE_URL": ""}
+
+
+def test_units_list_shows_the_communes_and_provincial_units() -> None:
+    result = pakn("units", "list")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"ubnd_xa_muong_phang +UBND Xã Mường Phăng +commune +thanh_tra", result.stdout)
+    assert "thanh_tra" in result.stdout and "coordinator" in result.stdout
+    assert "59 units, 45 communes and wards" in result.stdout
+
+
+def test_deadlines_preview_for_a_denunciation_prints_the_rule() -> None:
+    result = pakn("deadlines", "preview", "--type", "to_cao", "--received", "2026-02-12", "--accepted", "2026-02-12")
+    assert result.returncode == 0, result.stderr
+    assert "resolve-by:  2026-03-16" in result.stdout
+    assert "Luật Tố cáo 2018, Điều 30" in result.stdout and "rule to_cao.resolve" in result.stdout
+    result = pakn("deadlines", "preview", "--type", "gop_y", "--received", "2026-02-12")
+    assert "accept-by:   2026-03-05  10 ngày làm việc — đến hết ngày 05/03/2026" in result.stdout
+
+
+def test_deadlines_preview_rejects_bad_input_in_one_line() -> None:
+    result = pakn("deadlines", "preview", "--type", "to_cao", "--received", "12/02/2026")
+    assert result.returncode == 2 and "not a date (YYYY-MM-DD)" in result.stderr
+    assert "Traceback" not in result.stderr
+    result = pakn("deadlines", "preview", "--type", "kien_nghi", "--received", "2026-02-12", "--commune", "99")
+    assert result.returncode == 2 and "unknown commune code" in result.stderr
+
+
+def test_every_subcommand_has_help() -> None:
+    for args in (("serve",), ("db", "upgrade"), ("units", "list"), ("items", "list"), ("deadlines", "preview"),
+                 ("audit", "verify")):
+        result = pakn(*args, "--help")
+        assert result.returncode == 0 and "usage: pakn" in result.stdout, args
+
+
+async def _submit_one(data_env: dict[str, str]) -> None:
+    """File one identified item through the services, as a channel would, in the CLI's database."""
+    from bot.app import build_context, prepare_database
+    from bot.intake import Draft, submit_item
+    from config import load_settings
+
+    ctx = await build_context(load_settings({**os.environ, **data_env}))
+    await prepare_database(ctx, migrate=True)
+    draft = Draft(type="khieu_nai", category="dat_dai", commune_code="3325", anonymous=False, consent=True,
+                  name="Lò Văn Bình", phone="0912 345 678",
+                  description="Xã thu hồi đất không bồi thường, gọi 0912345678 để biết thêm chi tiết.")
+    async with ctx.sessions.begin() as session:
+        await submit_item(ctx, session, draft, channel="telegram", channel_id="99887766")
+    await ctx.engine.dispose()
+
+
+def test_an_audit_row_edited_with_sqlite3_is_named(data_env: dict[str, str], tmp_path: Path) -> None:
+    assert pakn("db", "upgrade", env=data_env).returncode == 0
+    asyncio.run(_submit_one(data_env))
+    result = pakn("audit", "verify", env=data_env)
+    assert result.returncode == 0 and "1 events verified" in result.stdout
+    listing = pakn("items", "list", "--unit", "ubnd_xa_muong_phang", env=data_env)
+    assert "khieu_nai" in listing.stdout and "1 items" in listing.stdout
+    with sqlite3.connect(tmp_path / "data" / "pakn.db") as connection:
+        connection.execute("UPDATE audit_events SET actor = 'official:7' WHERE id = 1")
+    result = pakn("audit", "verify", env=data_env)
+    assert result.returncode == 1
+    assert "audit chain BROKEN at event 1" in result.stderr
+
+
+def test_a_citizens_phone_is_not_in_the_database_files(data_env: dict[str, str], tmp_path: Path) -> None:
+    assert pakn("db", "upgrade", env=data_env).returncode == 0
+    asyncio.run(_submit_one(data_env))
+    blob = b"".join(path.read_bytes() for path in (tmp_path / "data").glob("pakn.db*"))
+    assert blob
+    for needle in ("912345678", "Lò Văn Bình".encode().decode(), "99887766"):
+        assert needle.encode() not in blob, needle
+
+
+def test_bad_settings_stop_serve_with_one_line(data_env: dict[str, str], tmp_path: Path) -> None:
+    result = pakn("serve", env={**data_env, "PAKN_DATABASE_URL": "nosuchdb://x"})
+    assert result.returncode == 3 and "PAKN_DATABASE_URL is not usable" in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    result = pakn("serve", env={**data_env, "PAKN_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"})
+    assert result.returncode == 3 and "database postgresql+asyncpg://nobody@127.0.0.1:1/none" in result.stderr
+    assert "Traceback" not in result.stderr
+    key_file = tmp_path / "data" / "secret.key"
+    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.write_text("not a key\n")
+    key_file.chmod(0o600)
+    result = pakn("serve", env=data_env)
+    assert result.returncode == 3 and "secret.key" in result.stderr and "Traceback" not in result.stderr
+    bad_province = tmp_path / "province"
+    bad_province.mkdir()
+    result = pakn("serve", env={**data_env, "PAKN_PROVINCE_DIR": str(bad_province)})
+    assert result.returncode == 3 and "province.toml: -: file not found" in result.stderr
+
+
+async def test_serve_answers_healthz_and_metrics(data_env: dict[str, str], tmp_path: Path) -> None:
+    port = unused_port()
+    env = {**os.environ, **data_env, "PAKN_PORT": str(port), "PAKN_TELEGRAM_TOKEN": ""}
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        async with aiohttp.ClientSession() as http:
+            while True:
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
+                        assert response.status == 200
+                        body = await response.json()
+                        break
+                except aiohttp.ClientConnectionError:
+                    assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.2)
+            assert body == {"status": "ok", "database": "ok", "backend": "sqlite"}
+            async with http.get(f"http://127.0.0.1:{port}/metrics") as response:
+                metrics = await response.text()
+            assert "pakn_database_up 1.0" in metrics and 'pakn_http_requests_total{route="/healthz"' in metrics
+            async with http.get(f"http://127.0.0.1:{port}/chat") as response:
+                assert response.status == 200 and "Phản ánh, kiến nghị" in await response.text()
+        assert (tmp_path / "data" / "secret.key").stat().st_mode & 0o777 == 0o600
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=20)
+    assert "Telegram is off: set PAKN_TELEGRAM_TOKEN" in stderr
