@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import logging
 import sys
 from collections.abc import Sequence
@@ -30,6 +31,10 @@ from models.migrate import upgrade
 from models.tables import Clock, Item
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
+
+# Sub-commands kept in their own modules. Each module has ``register(commands)``, which adds its parsers and
+# sets ``handler`` (``args -> int``) with ``parser.set_defaults(handler=...)``.
+EXTENSIONS: tuple[str, ...] = ()
 
 
 def _date(value: str) -> date:
@@ -79,6 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit_parser = commands.add_parser("audit", help="audit trail").add_subparsers(dest="audit_command", required=True)
     audit_parser.add_parser("verify", help="check the hash chain; exit 1 naming the first bad event")
+    for name in EXTENSIONS:
+        importlib.import_module(name).register(commands)
     return parser
 
 
@@ -137,11 +144,12 @@ def cmd_deadlines_preview(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _with_context(action: Any, *, migrate: bool = False, prepare: bool = True) -> int:
+async def with_context(action: Any, *, migrate: bool = False, prepare: bool = True) -> int:
+    """Run ``action(ctx)`` against the configured database (migrating an SQLite one, like ``serve``)."""
     ctx = await build_context(load_settings())
     try:
         if prepare:
-            await prepare_database(ctx, migrate=migrate)
+            await prepare_database(ctx, migrate=migrate or ctx.engine.url.get_backend_name() == "sqlite")
         return int(await action(ctx))
     finally:
         await ctx.engine.dispose()
@@ -209,6 +217,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
+        if getattr(args, "handler", None) is not None:
+            return int(args.handler(args))
         if args.command == "serve":
             try:
                 asyncio.run(serve(load_settings()))
@@ -220,11 +230,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "deadlines":
             return cmd_deadlines_preview(args)
         if args.command == "db":
-            return asyncio.run(_with_context(_db_upgrade, prepare=False))
+            return asyncio.run(with_context(_db_upgrade, prepare=False))
         if args.command == "items":
-            return asyncio.run(_with_context(lambda ctx: _items_list(ctx, args)))
+            return asyncio.run(with_context(lambda ctx: _items_list(ctx, args)))
         if args.command == "audit":
-            return asyncio.run(_with_context(_audit_verify))
+            return asyncio.run(with_context(_audit_verify))
     except ConfigError as exc:
         print(f"pakn: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

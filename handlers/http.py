@@ -5,6 +5,7 @@ Channel modules (``handlers.web``, ``handlers.telegram`` …) add their routes t
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,9 @@ from bot.conversation import Conversations
 from models.tables import Item, Outbox
 
 log = logging.getLogger(__name__)
+
+# Modules that add routes to the server; each has ``setup(app)``.
+ROUTE_MODULES: tuple[str, ...] = ("handlers.web",)
 
 
 class Metrics:
@@ -99,15 +103,14 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 def create_web_app(ctx: Context, conversations: Conversations) -> web.Application:
     """The application with the core routes and the web chat; other channels add theirs."""
-    from handlers import web as web_chat
-
     app = web.Application(middlewares=[metrics_middleware], client_max_size=1024**2)
     app[CONTEXT] = ctx
     app[CONVERSATIONS] = conversations
     app[METRICS] = Metrics()
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
-    web_chat.setup(app)
+    for name in ROUTE_MODULES:
+        importlib.import_module(name).setup(app)
     return app
 
 

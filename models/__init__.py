@@ -10,7 +10,10 @@ from models.tables import (
     Desk,
     DeskRating,
     DialogState,
+    DigestRun,
+    Invite,
     Item,
+    ItemCard,
     ItemMessage,
     JobLease,
     Official,
@@ -18,7 +21,9 @@ from models.tables import (
     Pause,
     ProcessedUpdate,
     RoutingDecision,
+    Throttle,
     Unit,
+    UnitChat,
 )
 
 __all__ = [
@@ -30,7 +35,10 @@ __all__ = [
     "Desk",
     "DeskRating",
     "DialogState",
+    "DigestRun",
+    "Invite",
     "Item",
+    "ItemCard",
     "ItemMessage",
     "JobLease",
     "Official",
@@ -38,7 +46,9 @@ __all__ = [
     "Pause",
     "ProcessedUpdate",
     "RoutingDecision",
+    "Throttle",
     "Unit",
+    "UnitChat",
     "create_engine",
     "make_session_factory",
 ]

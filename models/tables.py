@@ -101,9 +101,39 @@ class Official(Base):
     display_name: Mapped[str] = mapped_column(String(200), default="")
     role: Mapped[str] = mapped_column(String(16))
     unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
+    locale: Mapped[str] = mapped_column(String(8), default="vi")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class UnitChat(Base):
+    """A Telegram group bound to a unit (``/bind`` in the group, confirmed by the unit head): cards go there."""
+
+    __tablename__ = "unit_chats"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"), index=True)
+    channel: Mapped[str] = mapped_column(String(16), default="telegram")
+    lookup_hash: Mapped[str] = mapped_column(String(64), index=True)
+    enc_chat_id: Mapped[bytes] = mapped_column(LargeBinary)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    bound_by: Mapped[int | None] = mapped_column(ForeignKey("officials.id"))
+    active: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Invite(Base):
+    """A one-time invitation binding a Telegram account to a role in a unit; only its hash is stored."""
+
+    __tablename__ = "invites"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    unit_code: Mapped[str] = mapped_column(ForeignKey("units.code"))
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column()
+    used_at: Mapped[datetime | None] = mapped_column()
+    used_by: Mapped[int | None] = mapped_column(ForeignKey("officials.id"))
 
 
 class Desk(Base):
@@ -184,6 +214,18 @@ class ItemMessage(Base):
     text_masked: Mapped[str] = mapped_column(Text, default="")
     enc_text: Mapped[bytes | None] = mapped_column(LargeBinary)
     attachments: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ItemCard(Base):
+    """Where an item's card was posted, so that it can be edited in place when the item changes."""
+
+    __tablename__ = "item_cards"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("items.id"), index=True)
+    recipient_kind: Mapped[str] = mapped_column(String(16))
+    recipient_id: Mapped[int] = mapped_column(Integer)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -296,6 +338,29 @@ class ProcessedUpdate(Base):
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class DigestRun(Base):
+    """One unit's digest for one ISO week: the unique key makes it go out once across processes."""
+
+    __tablename__ = "digest_runs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    unit_code: Mapped[str] = mapped_column(String(64))
+    week: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(12), default="sent")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("unit_code", "week"),)
+
+
+class Throttle(Base):
+    """A fixed-window counter per key (a hashed client), shared by every process: rate limits for look-ups
+    and ratings."""
+
+    __tablename__ = "throttles"
+    key: Mapped[str] = mapped_column(String(96), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column()
+    count: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class JobLease(Base):

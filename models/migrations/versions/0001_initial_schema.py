@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 15:33:32.275479
+Create Date: 2026-11-26 15:41:05.875897
 """
 
 from collections.abc import Sequence
@@ -52,6 +52,16 @@ def upgrade() -> None:
         sa.UniqueConstraint("channel", "chat_hash", name=op.f("uq_dialog_states_channel_chat_hash")),
     )
     op.create_table(
+        "digest_runs",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("unit_code", sa.String(length=64), nullable=False),
+        sa.Column("week", sa.String(length=8), nullable=False),
+        sa.Column("status", sa.String(length=12), nullable=False),
+        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_digest_runs")),
+        sa.UniqueConstraint("unit_code", "week", name=op.f("uq_digest_runs_unit_code_week")),
+    )
+    op.create_table(
         "job_leases",
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("holder", sa.String(length=64), nullable=False),
@@ -87,6 +97,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_processed_updates_created_at"), ["created_at"], unique=False)
 
     op.create_table(
+        "throttles",
+        sa.Column("key", sa.String(length=96), nullable=False),
+        sa.Column("window_start", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_throttles")),
+    )
+    op.create_table(
         "units",
         sa.Column("code", sa.String(length=64), nullable=False),
         sa.Column("name_vi", sa.String(length=200), nullable=False),
@@ -116,6 +133,7 @@ def upgrade() -> None:
         sa.Column("display_name", sa.String(length=200), nullable=False),
         sa.Column("role", sa.String(length=16), nullable=False),
         sa.Column("unit_code", sa.String(length=64), nullable=False),
+        sa.Column("locale", sa.String(length=8), nullable=False),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("revoked_at", models.tables.UTCDateTime(timezone=True), nullable=True),
@@ -142,6 +160,21 @@ def upgrade() -> None:
         batch_op.create_index("ix_desk_ratings_client", ["client_hash"], unique=False)
         batch_op.create_index("ix_desk_ratings_desk_day", ["desk_code", "day"], unique=False)
 
+    op.create_table(
+        "invites",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("unit_code", sa.String(length=64), nullable=False),
+        sa.Column("role", sa.String(length=16), nullable=False),
+        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("used_at", models.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("used_by", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(["unit_code"], ["units.code"], name=op.f("fk_invites_unit_code_units")),
+        sa.ForeignKeyConstraint(["used_by"], ["officials.id"], name=op.f("fk_invites_used_by_officials")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invites")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_invites_token_hash")),
+    )
     op.create_table(
         "items",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -182,6 +215,25 @@ def upgrade() -> None:
         batch_op.create_index("ix_items_unit_status", ["unit_code", "status"], unique=False)
 
     op.create_table(
+        "unit_chats",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("unit_code", sa.String(length=64), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("lookup_hash", sa.String(length=64), nullable=False),
+        sa.Column("enc_chat_id", sa.LargeBinary(), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("bound_by", sa.Integer(), nullable=True),
+        sa.Column("active", sa.Boolean(), nullable=False),
+        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["bound_by"], ["officials.id"], name=op.f("fk_unit_chats_bound_by_officials")),
+        sa.ForeignKeyConstraint(["unit_code"], ["units.code"], name=op.f("fk_unit_chats_unit_code_units")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_unit_chats")),
+    )
+    with op.batch_alter_table("unit_chats", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_unit_chats_lookup_hash"), ["lookup_hash"], unique=False)
+        batch_op.create_index(batch_op.f("ix_unit_chats_unit_code"), ["unit_code"], unique=False)
+
+    op.create_table(
         "audit_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("item_id", sa.Integer(), nullable=True),
@@ -219,6 +271,20 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("clocks", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_clocks_next_due_at"), ["next_due_at"], unique=False)
+
+    op.create_table(
+        "item_cards",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("item_id", sa.Integer(), nullable=False),
+        sa.Column("recipient_kind", sa.String(length=16), nullable=False),
+        sa.Column("recipient_id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_at", models.tables.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["item_id"], ["items.id"], name=op.f("fk_item_cards_item_id_items")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_item_cards")),
+    )
+    with op.batch_alter_table("item_cards", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_item_cards_item_id"), ["item_id"], unique=False)
 
     op.create_table(
         "item_messages",
@@ -284,6 +350,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_item_messages_item_id"))
 
     op.drop_table("item_messages")
+    with op.batch_alter_table("item_cards", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_item_cards_item_id"))
+
+    op.drop_table("item_cards")
     with op.batch_alter_table("clocks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_clocks_next_due_at"))
 
@@ -292,12 +362,18 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_audit_events_item_id"))
 
     op.drop_table("audit_events")
+    with op.batch_alter_table("unit_chats", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_unit_chats_unit_code"))
+        batch_op.drop_index(batch_op.f("ix_unit_chats_lookup_hash"))
+
+    op.drop_table("unit_chats")
     with op.batch_alter_table("items", schema=None) as batch_op:
         batch_op.drop_index("ix_items_unit_status")
         batch_op.drop_index("ix_items_received_at")
         batch_op.drop_index(batch_op.f("ix_items_citizen_id"))
 
     op.drop_table("items")
+    op.drop_table("invites")
     with op.batch_alter_table("desk_ratings", schema=None) as batch_op:
         batch_op.drop_index("ix_desk_ratings_desk_day")
         batch_op.drop_index("ix_desk_ratings_client")
@@ -310,6 +386,7 @@ def downgrade() -> None:
     op.drop_table("officials")
     op.drop_table("desks")
     op.drop_table("units")
+    op.drop_table("throttles")
     with op.batch_alter_table("processed_updates", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_processed_updates_created_at"))
 
@@ -319,6 +396,7 @@ def downgrade() -> None:
 
     op.drop_table("outbox")
     op.drop_table("job_leases")
+    op.drop_table("digest_runs")
     op.drop_table("dialog_states")
     op.drop_table("citizens")
     op.drop_table("audit_head")
