@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from bot import scheduler
 from bot.calendar import WorkingCalendar
 from bot.context import Context
 from bot.conversation import Conversations
@@ -70,6 +72,11 @@ async def prepare_database(ctx: Context, *, migrate: bool) -> None:
         raise StartupError(f"database {ctx.engine.url.render_as_string(hide_password=True)}: {reason}") from None
 
 
+def periodic_jobs() -> list[Callable[[Context], Awaitable[object]]]:
+    """Work the scheduler runs on every tick besides deadline alarms."""
+    return []
+
+
 async def serve(settings: Settings) -> None:
     """Run the service until cancelled."""
     from handlers.http import create_web_app, start_site
@@ -95,7 +102,12 @@ async def serve(settings: Settings) -> None:
     log.info(
         "PAKN listening on http://%s:%s (database: %s)", settings.host, settings.port, ctx.engine.url.get_backend_name()
     )
-    tasks = [asyncio.create_task(dispatcher.run_forever(), name="outbox")]
+    tasks = [
+        asyncio.create_task(dispatcher.run_forever(), name="outbox"),
+        asyncio.create_task(
+            scheduler.run_forever(ctx, jobs=periodic_jobs(), wake=dispatcher.wake.set), name="scheduler"
+        ),
+    ]
     try:
         if telegram is not None:
             await telegram.start()

@@ -99,6 +99,8 @@ class CitizenDialog:
                 return self._menu_choice(state, event.payload[5:])
             if event.payload.startswith("lang:"):
                 return self._set_language(state, event.payload[5:])
+            if event.payload[:3] in ("rt:", "ad:", "ro:"):
+                return self._item_button(state, event.payload)
         handler = getattr(self, f"_on_{state['step']}", None)
         if handler is None:
             state["step"] = "menu"
@@ -186,6 +188,23 @@ class CitizenDialog:
         if choice == "lang":
             return Step(state, [self._language_prompt()])
         return self._to_menu(state)
+
+    def _item_button(self, state: dict[str, Any], payload: str) -> Step:
+        """Buttons under a message about one item (an answer, a request for more), pressed at any step."""
+        op, _, rest = payload.partition(":")
+        code, _, arg = rest.partition(":")
+        code = normalise_receipt_code(code, self.province.receipt_prefix) or ""
+        if not code:
+            return self._reprompt(state)
+        self._clear(state)
+        state["track"] = code
+        if op == "rt" and arg.isdigit():
+            return Step(state, effect=RateItem(code, int(arg)))
+        if op == "ad":
+            return self._go(state, "add_info")
+        if op == "ro":
+            return self._go(state, "reopen_reason")
+        return self._reprompt(state)
 
     def _set_language(self, state: dict[str, Any], locale: str) -> Step:
         if locale not in LOCALES:

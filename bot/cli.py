@@ -34,7 +34,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
 
 # Sub-commands kept in their own modules. Each module has ``register(commands)``, which adds its parsers and
 # sets ``handler`` (``args -> int``) with ``parser.set_defaults(handler=...)``.
-EXTENSIONS: tuple[str, ...] = ()
+EXTENSIONS: tuple[str, ...] = ("bot.cli_officials", "bot.cli_desks")
 
 
 def _date(value: str) -> date:
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
+def print_table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> None:
     cells = [list(map(str, headers))] + [[("" if c is None else str(c)) for c in row] for row in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
     for index, row in enumerate(cells):
@@ -104,7 +104,7 @@ def cmd_units_list() -> int:
     for unit in province.units.values():
         role = "coordinator" if unit.coordinator else ("commune" if unit.commune_code else "province")
         rows.append((unit.code, unit.name_vi, role, unit.supervisor or "-"))
-    _print_table(rows, ("code", "name", "level", "supervisor"))
+    print_table(rows, ("code", "name", "level", "supervisor"))
     print(f"\n{len(province.units)} units, {len(province.communes)} communes and wards")
     return EXIT_OK
 
@@ -194,7 +194,7 @@ async def _items_list(ctx: Context, args: argparse.Namespace) -> int:
         )
         for item in items
     ]
-    _print_table(rows, ("receipt", "type", "category", "unit", "status", "received", "accept-by", "resolve-by"))
+    print_table(rows, ("receipt", "type", "category", "unit", "status", "received", "accept-by", "resolve-by"))
     print(f"\n{len(rows)} items")
     return EXIT_OK
 

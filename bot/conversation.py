@@ -46,7 +46,7 @@ from bot.errors import DomainError, NotAllowed
 from bot.i18n import format_moment, render
 from bot.intake import Draft, submit_item
 from bot.outbox import enqueue
-from bot.privacy import lookup_hash
+from bot.privacy import lookup_hash, normalise_phone
 from models.tables import AuditEvent, Citizen, Desk, DeskRating, DialogState, Item, ItemMessage, ProcessedUpdate
 from qr.payload import verify_desk
 
@@ -85,14 +85,20 @@ class Conversations:
         self.dialog = CitizenDialog(ctx.province)
         self.on_commit: Callable[[], None] | None = None  # wakes the outbox dispatcher
 
-    async def handle(self, channel: str, chat_id: str, event: Event, *, update_id: int | None = None) -> Rendered:
-        """Process one event; retry when another process changed the same conversation at the same moment."""
+    async def handle(
+        self, channel: str, chat_id: str, event: Event, *, update_id: int | None = None, operator_id: int | None = None
+    ) -> Rendered:
+        """Process one event; retry when another process changed the same conversation at the same moment.
+
+        ``operator_id``: a hotline operator is filing on a caller's behalf (channel ``hotline``); the item is
+        keyed to the caller's phone, and lasting messages go to the operator.
+        """
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self.ctx.sessions.begin() as session:
                     if update_id is not None and not await self._first_delivery(session, channel, update_id):
                         return Rendered("vi", [], duplicate=True)
-                    rendered = await self._handle(session, channel, chat_id, event)
+                    rendered = await self._handle(session, channel, chat_id, event, operator_id)
                 if rendered.queued and self.on_commit is not None:
                     self.on_commit()
                 return rendered
@@ -110,7 +116,9 @@ class Conversations:
             return False
         return True
 
-    async def _handle(self, session: AsyncSession, channel: str, chat_id: str, event: Event) -> Rendered:
+    async def _handle(
+        self, session: AsyncSession, channel: str, chat_id: str, event: Event, operator_id: int | None
+    ) -> Rendered:
         chat_hash = lookup_hash(self.ctx.keys, channel, chat_id)
         row = (
             await session.execute(
@@ -126,7 +134,9 @@ class Conversations:
         for _ in range(MAX_EFFECTS_PER_EVENT):
             if step.effect is None:
                 break
-            outcome = await self._perform(session, channel, chat_id, step.effect, step.state.get("locale", "vi"))
+            outcome = await self._perform(
+                session, channel, chat_id, step.effect, step.state.get("locale", "vi"), operator_id
+            )
             step = self.dialog.on_result(step.state, step.effect, outcome)
             replies += step.replies
             durable = durable or step.durable
@@ -139,14 +149,17 @@ class Conversations:
         locale = step.state.get("locale", "vi")
         rendered = [render_reply(reply, locale) for reply in replies]
         if durable:
-            citizen = await citizen_for_chat(self.ctx, session, channel, chat_id)
+            if operator_id is not None:
+                target = ("telegram", "official", operator_id)
+            else:
+                target = (channel, "citizen", (await citizen_for_chat(self.ctx, session, channel, chat_id)).id)
             for payload in rendered:
                 enqueue(
                     self.ctx,
                     session,
-                    channel=channel,
-                    recipient_kind="citizen",
-                    recipient_id=citizen.id,
+                    channel=target[0],
+                    recipient_kind=target[1],
+                    recipient_id=target[2],
                     payload=payload,
                 )
             await session.flush()
@@ -160,16 +173,18 @@ class Conversations:
 
     # ----------------------------------------------------------------- effects
 
-    async def _perform(self, session: AsyncSession, channel: str, chat_id: str, effect: Effect, locale: str) -> Outcome:
+    async def _perform(
+        self, session: AsyncSession, channel: str, chat_id: str, effect: Effect, locale: str, operator_id: int | None
+    ) -> Outcome:
         """Perform one effect in a savepoint, so a refused one leaves nothing behind but the refusal."""
         try:
             async with session.begin_nested():
-                return await self._perform_effect(session, channel, chat_id, effect, locale)
+                return await self._perform_effect(session, channel, chat_id, effect, locale, operator_id)
         except DomainError as error:
             return Outcome(error=error.as_msg())
 
     async def _perform_effect(
-        self, session: AsyncSession, channel: str, chat_id: str, effect: Effect, locale: str
+        self, session: AsyncSession, channel: str, chat_id: str, effect: Effect, locale: str, operator_id: int | None
     ) -> Outcome:
         ctx = self.ctx
         if isinstance(effect, ResolveDesk):
@@ -179,7 +194,20 @@ class Conversations:
                 return Outcome(None)
             return Outcome(DeskInfo(desk.code, desk.name, desk.unit_code, desk.commune_code))
         if isinstance(effect, SubmitDraft):
-            result = await submit_item(ctx, session, Draft(**effect.draft), channel=channel, channel_id=chat_id)
+            draft = Draft(**effect.draft)
+            caller = chat_id
+            if operator_id is not None:  # the caller's phone is who they are; the operator calls back
+                caller = normalise_phone(draft.phone) if draft.phone else f"anonymous-call:{chat_id}"
+            result = await submit_item(
+                ctx,
+                session,
+                draft,
+                channel=channel,
+                channel_id=caller,
+                locale=locale,
+                recorded_by=operator_id,
+                actor=f"official:{operator_id}" if operator_id else "citizen",
+            )
             accept, resolve = result.accept, result.resolve
             return Outcome(
                 SubmittedInfo(

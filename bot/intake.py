@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
+from bot.cards import post_card
 from bot.citizens import citizen_for_chat, set_identity
 from bot.clocks import next_alarm
 from bot.context import Context
@@ -151,6 +152,8 @@ async def submit_item(
     channel: str,
     channel_id: str,
     actor: str = "citizen",
+    locale: str = "vi",
+    recorded_by: int | None = None,
 ) -> Submitted:
     """Create the item from a citizen's draft, in the caller's transaction."""
     draft = validate_draft(ctx, draft)
@@ -171,6 +174,7 @@ async def submit_item(
         desk_unit_code=desk_unit,
     )
     citizen = await citizen_for_chat(ctx, session, channel, channel_id)
+    citizen.locale = locale
     if not draft.anonymous:
         set_identity(ctx, citizen, name=draft.name, phone=draft.phone)
     remote = draft.commune_code is not None and province.communes[draft.commune_code].remote
@@ -187,6 +191,7 @@ async def submit_item(
         citizen_id=citizen.id,
         channel=channel,
         desk_code=draft.desk_code,
+        recorded_by=recorded_by,
         anonymous=draft.anonymous,
         about_unit_code=draft.about_unit_code,
         complex=draft.complex,
@@ -233,4 +238,5 @@ async def submit_item(
         },
     )
     await session.flush()
+    await post_card(ctx, session, item)
     return Submitted(item, decision, accept, resolve, pseudonym_tag(ctx.keys, item.id))

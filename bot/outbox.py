@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import logging
 import socket
 from collections.abc import Mapping
@@ -24,7 +25,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
-from models.tables import Citizen, Official, Outbox
+from bot.i18n import Msg
+from models.tables import Citizen, Item, ItemCard, Official, Outbox, UnitChat
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,9 @@ class Undeliverable(DeliveryError):
 
 
 class Sender(Protocol):
-    async def send(self, chat_id: str, payload: dict[str, Any]) -> None: ...
+    async def send(self, chat_id: str, payload: dict[str, Any]) -> int | None:
+        """Deliver one payload; return the id of the message posted (to edit it later), if any."""
+        ...
 
 
 def enqueue(
@@ -109,7 +113,11 @@ class Dispatcher:
             return self.ctx.vault.decrypt(citizen.enc_channel_id, "citizen.channel_id") if citizen else None
         if row.recipient_kind == "official":
             official = await session.get(Official, row.recipient_id)
-            return self.ctx.vault.decrypt(official.enc_channel_id, "official.channel_id") if official else None
+            active = official is not None and official.active
+            return self.ctx.vault.decrypt(official.enc_channel_id, "official.channel_id") if active else None
+        if row.recipient_kind == "group":
+            group = await session.get(UnitChat, row.recipient_id)
+            return self.ctx.vault.decrypt(group.enc_chat_id, "group.chat_id") if group and group.active else None
         return None
 
     async def run_once(self, limit: int = 100) -> int:
@@ -119,14 +127,14 @@ class Dispatcher:
         held: set[tuple[str, int]] = set()
         for row in rows:
             recipient = (row.recipient_kind, row.recipient_id)
-            outcome: tuple[str, str | None, timedelta | None]
+            outcome: tuple[str, str | None, timedelta | None, int | None]
             if recipient in held:
-                outcome = ("pending", None, timedelta(0))
+                outcome = ("pending", None, timedelta(0), None)
             else:
                 outcome = await self._deliver(row)
                 if outcome[0] != "sent":
                     held.add(recipient)
-            status, error, delay = outcome
+            status, error, delay, message_id = outcome
             async with self.ctx.sessions.begin() as session:
                 fresh = await session.get(Outbox, row.id)
                 if fresh is None:
@@ -136,34 +144,65 @@ class Dispatcher:
                 if status == "sent":
                     fresh.sent_at = self.ctx.now()
                     delivered += 1
+                    if row.payload.get("card") and message_id is not None:
+                        session.add(
+                            ItemCard(
+                                item_id=row.payload["item_id"],
+                                recipient_kind=row.recipient_kind,
+                                recipient_id=row.recipient_id,
+                                message_id=message_id,
+                                created_at=self.ctx.now(),
+                            )
+                        )
+                elif status == "dead" and row.recipient_kind == "citizen":
+                    await self._tell_coordinators(session, row)
                 elif status == "pending":
                     fresh.not_before = self.ctx.now() + (delay or timedelta(0))
                     if delay == timedelta(0):
                         fresh.attempts -= 1
         return delivered
 
-    async def _deliver(self, row: Outbox) -> tuple[str, str | None, timedelta | None]:
+    async def _tell_coordinators(self, session: AsyncSession, row: Outbox) -> None:
+        """A citizen who can never be reached (blocked the bot) is shown to the coordinators."""
+        item = await session.get(Item, row.payload.get("item_id") or 0)
+        coordinators = (
+            (await session.execute(select(Official).where(Official.role == "coordinator", Official.active.is_(True))))
+            .scalars()
+            .all()
+        )
+        for official in coordinators:
+            text = Msg("outbox.undeliverable", {"code": item.receipt_code if item else "-", "error": row.error or ""})
+            enqueue(
+                self.ctx,
+                session,
+                channel="telegram",
+                recipient_kind="official",
+                recipient_id=official.id,
+                payload={"text": text.render(official.locale, html.escape), "buttons": []},
+            )
+
+    async def _deliver(self, row: Outbox) -> tuple[str, str | None, timedelta | None, int | None]:
         sender = self.senders[row.channel]
         async with self.ctx.sessions() as session:
             chat_id = await self._chat_id(session, row)
         if chat_id is None:
-            return ("dead", "recipient not found", None)
+            return ("dead", "recipient not found or no longer active", None, None)
         try:
-            await sender.send(chat_id, row.payload)
+            message_id = await sender.send(chat_id, row.payload)
         except Undeliverable as exc:
             log.warning("outbox %s undeliverable: %s", row.id, exc)
-            return ("dead", str(exc)[:500], None)
+            return ("dead", str(exc)[:500], None, None)
         except RetryLater as exc:
             if row.attempts >= MAX_ATTEMPTS and exc.retry_after is None:
-                return ("dead", f"gave up after {row.attempts} attempts: {exc}"[:500], None)
+                return ("dead", f"gave up after {row.attempts} attempts: {exc}"[:500], None, None)
             backoff = (
                 timedelta(seconds=exc.retry_after)
                 if exc.retry_after is not None
                 else min(MAX_BACKOFF, timedelta(seconds=2 ** (row.attempts - 1)))
             )
             log.info("outbox %s retry in %s: %s", row.id, backoff, exc)
-            return ("pending", str(exc)[:500], backoff)
-        return ("sent", None, None)
+            return ("pending", str(exc)[:500], backoff, None)
+        return ("sent", None, None, message_id)
 
     async def run_forever(self, idle: float = 1.0) -> None:
         """Send as messages appear: woken by ``wake`` after a commit, or every ``idle`` seconds."""

@@ -285,7 +285,7 @@ _PHONE_RE = re.compile(
     re.VERBOSE,
 )
 # Dates ("12.03.2026", "05-2026") and money ("3.457.566") are found first: a phone-shaped run that
-# overlaps a date or starts inside an amount is a misreading, as in "ngày 03.05.2026 0912 345 678"
+# overlaps a date, or starts or ends inside an amount, is a misreading, as in "ngày 03.05.2026 0912 345 678"
 # ("05.2026 0912" would leave "345 678" visible) or "08-03-2030 09/07" or "3.096 3.457.566".
 _DATE_RE = re.compile(
     r"""
@@ -334,8 +334,8 @@ def _mask_phones(text: str) -> str:
     while match := _PHONE_RE.search(text, search_from):
         start, end = match.span()
         if any(start < d_end and d_start < end for d_start, d_end in dates) or any(
-            a_start < start < a_end for a_start, a_end in amounts
-        ):
+            a_start < start < a_end or a_start < end < a_end for a_start, a_end in amounts
+        ) or (text[start] == "8" and _CURRENCY_RE.match(text, end)):  # "84.561.247.799 triệu"
             search_from = start + 1  # try the same text again from the next character
             continue
         parts += [text[done:start], PHONE_MARK]

@@ -8,6 +8,7 @@ the caller's job (``bot.officials``); these functions enforce *what* may happen.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,15 +16,19 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
+from bot.cards import notify_unit, post_card, refresh_cards
 from bot.clocks import next_alarm
 from bot.context import Context
 from bot.deadlines import Deadline, accept_deadline, extend_deadline, resolve_deadline, resume_after_pause
 from bot.errors import NotFound, ValidationError
+from bot.i18n import Localized, Msg, format_day
 from bot.intake import MAX_ATTACHMENTS, MAX_DESCRIPTION, new_clock
 from bot.lifecycle import Status, check_transition
-from bot.privacy import mask_text, normalise_text
+from bot.notify import notify_citizen
+from bot.outbox import enqueue
+from bot.privacy import mask_text, normalise_text, pseudonym_tag
 from bot.routing import supervisor_of
-from models.tables import Clock, Item, ItemMessage, Pause, RoutingDecision
+from models.tables import Clock, Item, ItemCard, ItemMessage, Pause, RoutingDecision
 
 MAX_REASON = 1000
 
@@ -132,6 +137,20 @@ async def accept_item(ctx: Context, session: AsyncSession, item: Item, *, actor:
         now=ctx.now(),
         data={"unit": item.unit_code, "resolve_by": resolve.due.isoformat() if resolve else None},
     )
+    await refresh_cards(ctx, session, item)
+    await notify_citizen(
+        ctx,
+        session,
+        item,
+        Msg(
+            "notify.accepted",
+            {
+                "code": item.receipt_code,
+                "unit": _unit(ctx, item.unit_code),
+                "resolve": Msg("notify.resolve_by", {"date": format_day("vi", resolve.due)}) if resolve else "",
+            },
+        ),
+    )
 
 
 async def request_info(
@@ -147,6 +166,16 @@ async def request_info(
     session.add(Pause(item_id=item.id, started_on=ctx.local_date(), reason=question))
     session.add(_message(ctx, item, author="official", kind="question", text=question, official_id=official_id))
     await audit.append(session, action="request_info", actor=actor, item_id=item.id, public=True, now=ctx.now())
+    await refresh_cards(ctx, session, item)
+    await notify_citizen(
+        ctx,
+        session,
+        item,
+        Msg(
+            "notify.request_info", {"code": item.receipt_code, "unit": _unit(ctx, item.unit_code), "question": question}
+        ),
+        actions=("add",),
+    )
 
 
 async def add_info(
@@ -198,6 +227,17 @@ async def add_info(
         now=ctx.now(),
         data={"resumed": resumed, "attachments": len(attachments)},
     )
+    await refresh_cards(ctx, session, item)
+    await notify_unit(
+        ctx,
+        session,
+        item,
+        Msg(
+            "notify.unit_addition",
+            {"code": item.receipt_code, "pseudonym": _pseudonym(ctx, item), "text": mask_text(text)},
+        ),
+        attachments=list(attachments),
+    )
 
 
 async def answer_item(
@@ -229,6 +269,15 @@ async def answer_item(
     await audit.append(
         session, action="answer", actor=actor, item_id=item.id, public=True, now=now, data={"unit": item.unit_code}
     )
+    await refresh_cards(ctx, session, item)
+    await notify_citizen(
+        ctx,
+        session,
+        item,
+        Msg("notify.answer", {"code": item.receipt_code, "unit": _unit(ctx, item.unit_code), "answer": text}),
+        actions=("rate",),
+        attachments=list(attachments),
+    )
     return message
 
 
@@ -256,6 +305,10 @@ async def transfer_item(
         now=ctx.now(),
         data={"from": from_unit, "to": to_unit, "reason": reason},
     )
+    await _move_cards(ctx, session, item, from_unit)
+    await notify_citizen(
+        ctx, session, item, Msg("notify.transferred", {"code": item.receipt_code, "unit": _unit(ctx, to_unit)})
+    )
 
 
 async def extend_item(ctx: Context, session: AsyncSession, item: Item, *, actor: str, reason: str) -> Deadline:
@@ -279,6 +332,21 @@ async def extend_item(ctx: Context, session: AsyncSession, item: Item, *, actor:
         now=ctx.now(),
         data={"resolve_by": extended.due.isoformat(), "rule": extended.rule, "reason": reason, "basis": extended.basis},
     )
+    await refresh_cards(ctx, session, item)
+    await notify_citizen(
+        ctx,
+        session,
+        item,
+        Msg(
+            "notify.extended",
+            {
+                "code": item.receipt_code,
+                "date": format_day("vi", extended.due),
+                "reason": reason,
+                "basis": extended.basis,
+            },
+        ),
+    )
     return extended
 
 
@@ -293,6 +361,13 @@ async def reject_item(
         _stop(clock, ctx)
     session.add(_message(ctx, item, author="official", kind="rejection", text=guidance, official_id=official_id))
     await audit.append(session, action="reject", actor=actor, item_id=item.id, public=True, now=ctx.now())
+    await refresh_cards(ctx, session, item)
+    await notify_citizen(
+        ctx,
+        session,
+        item,
+        Msg("notify.rejected", {"code": item.receipt_code, "unit": _unit(ctx, item.unit_code), "guidance": guidance}),
+    )
 
 
 async def rate_item(ctx: Context, session: AsyncSession, item: Item, *, rating: int, actor: str = "citizen") -> None:
@@ -307,6 +382,7 @@ async def rate_item(ctx: Context, session: AsyncSession, item: Item, *, rating: 
     await audit.append(
         session, action="rate", actor=actor, item_id=item.id, public=True, now=ctx.now(), data={"rating": rating}
     )
+    await notify_unit(ctx, session, item, Msg("notify.unit_rated", {"code": item.receipt_code, "rating": rating}))
 
 
 async def reopen_item(ctx: Context, session: AsyncSession, item: Item, *, reason: str, actor: str = "citizen") -> str:
@@ -347,6 +423,7 @@ async def reopen_item(ctx: Context, session: AsyncSession, item: Item, *, reason
         now=ctx.now(),
         data={"from": from_unit, "to": supervisor},
     )
+    await _move_cards(ctx, session, item, from_unit)
     return supervisor
 
 
@@ -354,3 +431,31 @@ async def close_item(ctx: Context, session: AsyncSession, item: Item, *, actor: 
     item.status = check_transition(item.status, "close") or item.status
     item.closed_at = ctx.now()
     await audit.append(session, action="close", actor=actor, item_id=item.id, public=True, now=ctx.now())
+    await refresh_cards(ctx, session, item)
+
+
+def _unit(ctx: Context, code: str) -> Localized:
+    unit = ctx.province.units[code]
+    return Localized(unit.name_vi, unit.name_en)
+
+
+def _pseudonym(ctx: Context, item: Item) -> Msg:
+    return Msg("pseudonym", {"tag": pseudonym_tag(ctx.keys, item.id)})
+
+
+async def _move_cards(ctx: Context, session: AsyncSession, item: Item, from_unit: str) -> None:
+    """The old unit's copies say where the item went and lose their buttons; the new unit gets the card."""
+    old = (await session.execute(select(ItemCard).where(ItemCard.item_id == item.id))).scalars().all()
+    for card in old:
+        if card.message_id is not None:
+            text = Msg("card.moved", {"code": item.receipt_code, "unit": _unit(ctx, item.unit_code)})
+            enqueue(
+                ctx,
+                session,
+                channel="telegram",
+                recipient_kind=card.recipient_kind,
+                recipient_id=card.recipient_id,
+                payload={"text": text.render("vi", html.escape), "buttons": [], "edit_message_id": card.message_id},
+            )
+        await session.delete(card)
+    await post_card(ctx, session, item)

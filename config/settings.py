@@ -8,7 +8,9 @@ The TOML file (``PAKN_CONFIG``) uses the same names without the prefix, in lower
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -19,6 +21,7 @@ from config.province import ConfigError
 BUNDLED_PROVINCE_DIR = Path(__file__).parent / "data" / "dien_bien"
 
 _MODES = ("polling", "webhook")
+_BOT_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{4,31}")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,12 @@ class Settings:
     telegram_mode: str = "polling"
     telegram_webhook_secret: str = ""
     telegram_max_rate: float = 30.0
+    # The bot's @username (without "@"): desk posters and landing pages link to t.me/<username>?start=…
+    telegram_bot_username: str = ""
+    # The Zalo Official Account's link (https://zalo.me/…), offered on desk landing pages when set.
+    zalo_url: str = ""
+    # Reverse proxies (comma-separated IP addresses) whose X-Forwarded-For is believed for rate limits.
+    trusted_proxies: str = ""
     config_file: Path | None = field(default=None)
 
     @property
@@ -84,6 +93,18 @@ def _coerce(name: str, value: object, source: str) -> object:
         raise ConfigError(source, name, f"expected a string, got {type(value).__name__}")
     if name == "telegram_mode" and value not in _MODES:
         raise ConfigError(source, name, f"must be one of {', '.join(_MODES)}, got {value!r}")
+    if name == "telegram_bot_username":
+        value = value.removeprefix("@")
+        if value and not _BOT_USERNAME.fullmatch(value):
+            raise ConfigError(source, name, f"not a Telegram bot username (5–32 letters, digits or _): {value!r}")
+    if name == "zalo_url" and value and not value.startswith("https://"):
+        raise ConfigError(source, name, f"must be an https:// link, got {value!r}")
+    if name == "trusted_proxies":
+        for address in filter(None, (part.strip() for part in value.split(","))):
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise ConfigError(source, name, f"not an IP address: {address!r}") from None
     return value
 
 

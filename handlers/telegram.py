@@ -13,8 +13,11 @@ PTB's ``AIORateLimiter`` (30 messages/s per bot, 20 per minute per group by defa
 
 from __future__ import annotations
 
+import asyncio
+import base64
 import contextlib
 import hmac
+import io
 import json
 import logging
 from typing import Any
@@ -24,6 +27,7 @@ from telegram import (
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputFile,
     KeyboardButton,
     Message,
     ReplyKeyboardMarkup,
@@ -39,12 +43,15 @@ from bot.context import Context
 from bot.conversation import Conversations
 from bot.dialog import Event
 from bot.i18n import gettext
+from bot.official_desk import DeskReply, OfficialDesk
+from bot.officials import INVITE_PREFIX
 from bot.outbox import RetryLater, Undeliverable
 from handlers.telegram_request import AiohttpRequest
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
+HOTLINE = "hotline"
 WEBHOOK_PATH = "/telegram/webhook"
 MAX_WEBHOOK_BODY = 1024 * 1024
 COMMANDS = ("start", "track", "cancel", "help", "lang")
@@ -100,24 +107,90 @@ def reply_markup(payload: dict[str, Any]) -> InlineKeyboardMarkup | ReplyKeyboar
 
 
 class TelegramSender:
-    """Sends rendered replies to one chat; maps Telegram's errors onto the outbox's retry rules."""
+    """Sends rendered payloads to one chat; maps Telegram's errors onto the outbox's retry rules.
+
+    Outbox messages to one chat are kept to about one per second (Telegram's per-chat limit) by a token
+    bucket that allows a short burst (a receipt and the menu after it); a message due too soon is handed back
+    to the outbox with ``retry_after``, so other chats are not held up.
+    """
+
+    PER_CHAT_RATE = 1.0
+    PER_CHAT_BURST = 3.0
 
     def __init__(self, application: Application[Any, Any, Any, Any, Any, Any]) -> None:
         self.application = application
+        self._buckets: dict[int, tuple[float, float]] = {}
 
-    async def send(self, chat_id: str, payload: dict[str, Any]) -> None:
+    def _take_token(self, chat_id: int) -> float:
+        """Seconds to wait before this chat may receive another message (0: take a token now)."""
+        now = asyncio.get_running_loop().time()
+        tokens, since = self._buckets.get(chat_id, (self.PER_CHAT_BURST, now))
+        tokens = min(self.PER_CHAT_BURST, tokens + (now - since) * self.PER_CHAT_RATE)
+        if tokens < 1:
+            self._buckets[chat_id] = (tokens, now)
+            return (1 - tokens) / self.PER_CHAT_RATE
+        self._buckets[chat_id] = (tokens - 1, now)
+        return 0.0
+
+    async def send(self, chat_id: str, payload: dict[str, Any]) -> int | None:
+        target = int(chat_id)
+        wait = self._take_token(target)
+        if wait > 0:
+            raise RetryLater("about one message per second per chat", retry_after=wait)
         try:
-            await self.send_now(int(chat_id), payload)
+            if payload.get("edit_message_id"):
+                return await self._edit(target, payload)
+            messages = await self.send_now(target, payload)
+            await self._send_files(target, payload)
         except RetryAfter as exc:
             retry_after = exc.retry_after
             seconds = retry_after.total_seconds() if hasattr(retry_after, "total_seconds") else float(retry_after)
             raise RetryLater("rate limited by Telegram", retry_after=seconds) from exc
-        except Forbidden as exc:
-            raise Undeliverable(exc.message) from exc
-        except BadRequest as exc:
+        except (Forbidden, BadRequest) as exc:
             raise Undeliverable(exc.message) from exc
         except NetworkError as exc:
             raise RetryLater(str(exc)) from exc
+        return messages[0].message_id if messages else None
+
+    async def _edit(self, chat_id: int, payload: dict[str, Any]) -> int | None:
+        markup = reply_markup(payload)
+        try:
+            await self.application.bot.edit_message_text(
+                split_text(payload["text"])[0],
+                chat_id=chat_id,
+                message_id=int(payload["edit_message_id"]),
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
+            )
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                raise
+        return int(payload["edit_message_id"])
+
+    async def _send_files(self, chat_id: int, payload: dict[str, Any]) -> None:
+        """Attachments are re-sent by Telegram file id; generated files (digests) are uploaded."""
+        bot = self.application.bot
+        for attachment in payload.get("attachments") or []:
+            file_id = attachment.get("file_id")
+            if not file_id:
+                continue
+            caption = (attachment.get("caption") or "")[:1024] or None
+            kind = attachment.get("kind")
+            if kind == "photo":
+                await bot.send_photo(chat_id, file_id, caption=caption)
+            elif kind == "voice":
+                await bot.send_voice(chat_id, file_id, caption=caption)
+            elif kind == "video":
+                await bot.send_video(chat_id, file_id, caption=caption)
+            elif kind == "audio":
+                await bot.send_audio(chat_id, file_id, caption=caption)
+            else:
+                await bot.send_document(chat_id, file_id, caption=caption)
+        for document in payload.get("documents") or []:
+            data = base64.b64decode(document["data_b64"])
+            await bot.send_document(
+                chat_id, InputFile(io.BytesIO(data), filename=document["filename"]), caption=document.get("caption")
+            )
 
     async def send_now(self, chat_id: int, payload: dict[str, Any]) -> list[Message]:
         bot = self.application.bot
@@ -206,13 +279,17 @@ class TelegramChannel:
         self.conversations = conversations
         settings = ctx.settings
         api = settings.telegram_api_url.rstrip("/")
+        self.requests = (
+            AiohttpRequest(connection_pool_size=256),
+            AiohttpRequest(connection_pool_size=2, read_timeout=40.0),
+        )
         builder: ApplicationBuilder[Any, Any, Any, Any, Any, Any] = (
             ApplicationBuilder()
             .token(settings.telegram_token)
             .base_url(f"{api}/bot")
             .base_file_url(f"{api}/file/bot")
-            .request(AiohttpRequest(connection_pool_size=256))
-            .get_updates_request(AiohttpRequest(connection_pool_size=2, read_timeout=40.0))
+            .request(self.requests[0])
+            .get_updates_request(self.requests[1])
             .concurrent_updates(256)
         )
         if settings.telegram_max_rate > 0:
@@ -223,6 +300,7 @@ class TelegramChannel:
         self.application.add_handler(TypeHandler(Update, self._on_update))
         self.application.add_error_handler(self._on_error)
         self.sender = TelegramSender(self.application)
+        self.desk = OfficialDesk(ctx)
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -233,9 +311,11 @@ class TelegramChannel:
         settings = self.ctx.settings
         try:
             await self.application.initialize()
-        except InvalidToken:
-            raise TelegramStartupError("Telegram refused PAKN_TELEGRAM_TOKEN (invalid token)") from None
-        except NetworkError as exc:
+        except (InvalidToken, NetworkError) as exc:
+            for request in self.requests:  # PTB leaves them open when initialize() fails
+                await request.shutdown()
+            if isinstance(exc, InvalidToken):
+                raise TelegramStartupError("Telegram refused PAKN_TELEGRAM_TOKEN (invalid token)") from None
             raise TelegramStartupError(f"cannot reach the Bot API at {settings.telegram_api_url}: {exc}") from None
         await self._register_commands()
         await self.application.start()
@@ -291,31 +371,126 @@ class TelegramChannel:
         return web.Response(text="ok")
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        chat = update.effective_chat
-        if chat is None:
+        """Route an update: officials' buttons and commands, a hotline call being recorded, or a citizen."""
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None or user is None:
             return
         if update.edited_message is not None:
             await self._say(chat.id, "telegram.edited_ignored", update)
             return
-        if chat.type != chat.PRIVATE:
-            message = update.message
-            if message is not None and message.text and message.text.startswith("/"):
-                await self._say(chat.id, "telegram.private_only", update)
+        private = chat.type == chat.PRIVATE
+        query = update.callback_query
+        if query is not None and query.data:
+            reply = await self.desk.press(user.id, query.data)
+            if reply is not None:
+                await self._answer_callback(update, reply.toast)
+                await self._deliver(reply, chat.id, user.id)
+                return
+        message = update.message
+        text = message.text if message is not None else None
+        if text and text.startswith("/"):
+            command, _, args = text[1:].partition(" ")
+            command, args = command.split("@", 1)[0].lower(), args.strip()
+            if private and command == "start" and args.startswith(INVITE_PREFIX):
+                reply = await self.desk.start_invite(user.id, user.full_name, user.language_code, args)
+                await self._deliver(reply, chat.id, user.id)
+                return
+            if private and await self._hotline_command(update, user.id, command):
+                return
+            reply = await self.desk.command(
+                user.id, command, args, chat_id=chat.id, private=private, chat_title=chat.title or ""
+            )
+            if reply is not None:
+                await self._deliver(reply, chat.id, user.id)
+                return
+        if not private:
             return
-        event = event_from_update(update)
+        operator = await self.desk.hotline_active(user.id)
+        if operator is not None:
+            await self._citizen(update, chat.id, channel=HOTLINE, chat_key=f"op{operator.id}", operator_id=operator.id)
+            return
+        if await self.desk.is_official(user.id):
+            if query is not None:
+                await self._answer_callback(update, None)
+                return
+            event = event_from_update(update)
+            attachment = event.attachment if event is not None else None
+            reply = await self.desk.message(user.id, text or "", attachment)
+            if reply is not None:
+                await self._deliver(reply, chat.id, user.id)
+            return
+        await self._citizen(update, chat.id, channel=CHANNEL, chat_key=str(chat.id))
+
+    async def _hotline_command(self, update: Update, user_id: int, command: str) -> bool:
+        """``/new`` starts recording a call for an operator; ``/done`` (or /cancel) ends it."""
+        if command == "new":
+            official = await self.desk.operator(user_id)
+            if official is None:
+                return False
+            await self.desk.set_hotline(user_id, True)
+            await self._citizen(
+                update,
+                user_id,
+                channel=HOTLINE,
+                chat_key=f"op{official.id}",
+                operator_id=official.id,
+                event=Event(kind="command", command="start"),
+            )
+            return True
+        if command in ("done", "cancel"):
+            operator = await self.desk.hotline_active(user_id)
+            if operator is None:
+                return False
+            await self.desk.set_hotline(user_id, False)
+            await self._citizen(
+                update,
+                user_id,
+                channel=HOTLINE,
+                chat_key=f"op{operator.id}",
+                operator_id=operator.id,
+                event=Event(kind="command", command="cancel"),
+            )
+            await self.sender.send_now(user_id, {"text": gettext(operator.locale, "hotline.ended"), "buttons": []})
+            return True
+        return False
+
+    async def _citizen(
+        self,
+        update: Update,
+        chat_id: int,
+        *,
+        channel: str,
+        chat_key: str,
+        operator_id: int | None = None,
+        event: Event | None = None,
+    ) -> None:
+        event = event or event_from_update(update)
         if event is None:
             return
         if update.callback_query is not None:
-            await self._answer_callback(update)
-        rendered = await self.conversations.handle(CHANNEL, str(chat.id), event, update_id=update.update_id)
+            await self._answer_callback(update, None)
+        rendered = await self.conversations.handle(
+            channel, chat_key, event, update_id=update.update_id, operator_id=operator_id
+        )
         for payload in rendered.replies:
-            await self.sender.send_now(chat.id, payload)
+            if operator_id is not None:  # the operator types the caller's number; no share-contact key
+                payload = {**payload, "request_contact": None, "request_location": None}
+            await self.sender.send_now(chat_id, payload)
 
-    async def _answer_callback(self, update: Update) -> None:
+    async def _deliver(self, reply: DeskReply, chat_id: int, user_id: int) -> None:
+        for payload in reply.here:
+            await self.sender.send_now(chat_id, payload)
+        for payload in reply.private:
+            try:
+                await self.sender.send_now(user_id, payload)
+            except Forbidden:
+                log.info("an official has not opened a private chat with the bot")
+
+    async def _answer_callback(self, update: Update, text: str | None) -> None:
         query = update.callback_query
         assert query is not None
         try:
-            await query.answer()
+            await query.answer(text)
         except TelegramError as exc:
             log.debug("answerCallbackQuery failed: %s", exc)
 

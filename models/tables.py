@@ -178,6 +178,7 @@ class Item(Base):
     citizen_id: Mapped[int | None] = mapped_column(ForeignKey("citizens.id"), index=True)
     channel: Mapped[str] = mapped_column(String(16))
     desk_code: Mapped[str | None] = mapped_column(ForeignKey("desks.code"))
+    recorded_by: Mapped[int | None] = mapped_column(ForeignKey("officials.id"))  # hotline operator
     anonymous: Mapped[bool] = mapped_column(Boolean, default=True)
     about_unit_code: Mapped[str | None] = mapped_column(ForeignKey("units.code"))
     complex: Mapped[bool] = mapped_column(Boolean, default=False)

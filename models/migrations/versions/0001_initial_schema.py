@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 15:41:05.875897
+Create Date: 2026-11-26 15:44:13.057814
 """
 
 from collections.abc import Sequence
@@ -187,6 +187,7 @@ def upgrade() -> None:
         sa.Column("citizen_id", sa.Integer(), nullable=True),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("desk_code", sa.String(length=32), nullable=True),
+        sa.Column("recorded_by", sa.Integer(), nullable=True),
         sa.Column("anonymous", sa.Boolean(), nullable=False),
         sa.Column("about_unit_code", sa.String(length=64), nullable=True),
         sa.Column("complex", sa.Boolean(), nullable=False),
@@ -205,6 +206,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(["about_unit_code"], ["units.code"], name=op.f("fk_items_about_unit_code_units")),
         sa.ForeignKeyConstraint(["citizen_id"], ["citizens.id"], name=op.f("fk_items_citizen_id_citizens")),
         sa.ForeignKeyConstraint(["desk_code"], ["desks.code"], name=op.f("fk_items_desk_code_desks")),
+        sa.ForeignKeyConstraint(["recorded_by"], ["officials.id"], name=op.f("fk_items_recorded_by_officials")),
         sa.ForeignKeyConstraint(["unit_code"], ["units.code"], name=op.f("fk_items_unit_code_units")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_items")),
         sa.UniqueConstraint("receipt_code", name=op.f("uq_items_receipt_code")),
