@@ -34,7 +34,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
 
 # Sub-commands kept in their own modules. Each module has ``register(commands)``, which adds its parsers and
 # sets ``handler`` (``args -> int``) with ``parser.set_defaults(handler=...)``.
-EXTENSIONS: tuple[str, ...] = ("bot.cli_officials", "bot.cli_desks")
+EXTENSIONS: tuple[str, ...] = ("bot.cli_officials", "bot.cli_desks", "bot.cli_digest")
 
 
 def _date(value: str) -> date:

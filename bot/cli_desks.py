@@ -34,7 +34,9 @@ def _formats(value: str) -> list[Format]:
     chosen: list[Format] = []
     for part in filter(None, (p.strip().lower() for p in value.split(","))):
         if part not in FORMATS:
-            raise argparse.ArgumentTypeError(f"unknown format {part!r}: use a comma-separated list of {','.join(FORMATS)}")
+            raise argparse.ArgumentTypeError(
+                f"unknown format {part!r}: use a comma-separated list of {','.join(FORMATS)}"
+            )
         if part not in chosen:
             chosen.append(part)  # type: ignore[arg-type]
     if not chosen:
@@ -65,8 +67,10 @@ def register(commands: Any) -> None:
     listing.add_argument("--active", action="store_true", help="only desks that are in service")
     listing.set_defaults(handler=lambda args: _run(_desk_list, args))
 
-    for action, text in (("disable", "take a desk out of service: its QR codes stop working at once"),
-                         ("enable", "put a disabled desk back in service")):
+    for action, text in (
+        ("disable", "take a desk out of service: its QR codes stop working at once"),
+        ("enable", "put a disabled desk back in service"),
+    ):
         parser = desk_commands.add_parser(action, help=text, description=text[0].upper() + text[1:] + ".")
         parser.add_argument("code", help="the desk's code (see `pakn desk list`)")
         parser.set_defaults(handler=lambda args, active=action == "enable": _run(_desk_set_active, args, active))
@@ -79,10 +83,20 @@ def register(commands: Any) -> None:
     which = qr.add_mutually_exclusive_group(required=True)
     which.add_argument("--desk", action="append", metavar="CODE", help="a desk's code (repeat for several)")
     which.add_argument("--all", action="store_true", help="every desk in service")
-    qr.add_argument("--target", choices=TARGETS, default="landing",
-                    help="landing: the desk's web page (default); telegram: straight into the bot")
-    qr.add_argument("--format", type=_formats, default=["pdf"], dest="formats", metavar="FORMATS",
-                    help="comma-separated: pdf (vector, for print), svg (vector), png (300 dpi); default pdf")
+    qr.add_argument(
+        "--target",
+        choices=TARGETS,
+        default="landing",
+        help="landing: the desk's web page (default); telegram: straight into the bot",
+    )
+    qr.add_argument(
+        "--format",
+        type=_formats,
+        default=["pdf"],
+        dest="formats",
+        metavar="FORMATS",
+        help="comma-separated: pdf (vector, for print), svg (vector), png (300 dpi); default pdf",
+    )
     qr.add_argument("--paper", type=_paper, default="A4", help="A4 (default) or A5")
     qr.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder to write the posters in")
     qr.set_defaults(handler=lambda args: _run(_qr, args))

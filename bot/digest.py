@@ -372,6 +372,11 @@ async def compute_digests(
     return digests
 
 
+def empty_digest(ctx: Context, unit_code: str, week: IsoWeek) -> Digest:
+    """A digest with nothing in it yet (and its 12 history weeks), to be filled in."""
+    return _empty_digest(unit_code, _Window(ctx, week))
+
+
 def _empty_digest(code: str, window: _Window) -> Digest:
     return Digest(
         unit_code=code,
@@ -796,7 +801,24 @@ async def week_items(ctx: Context, session: AsyncSession, week: IsoWeek, unit_co
     if unit_code is not None:
         query = query.where(Item.unit_code == unit_code)
     rows = await session.execute(query)
-    return [ItemRow(*row[:9], _as_date(row[9]), _as_date(row[10]), int(row[11]), row[12]) for row in rows]
+    return [
+        ItemRow(
+            receipt_code=row[0],
+            unit_code=row[1],
+            type=row[2],
+            category=row[3],
+            commune_code=row[4],
+            status=row[5],
+            received_at=row[6],
+            accepted_at=row[7],
+            answered_at=row[8],
+            accept_due=_as_date(row[9]),
+            resolve_due=_as_date(row[10]),
+            extensions=int(row[11]),
+            rating=row[12],
+        )
+        for row in rows
+    ]
 
 
 async def overdue_items(ctx: Context, session: AsyncSession, week: IsoWeek, unit_code: str | None) -> list[OverdueItem]:
@@ -804,10 +826,10 @@ async def overdue_items(ctx: Context, session: AsyncSession, week: IsoWeek, unit
     window = _Window(ctx, week)
     unit_filter = [Item.unit_code == unit_code] if unit_code is not None else []
     overdue = overdue_at_end(ctx, window.end, week.next_monday, unit_filter)
-    first = await session.scalar(select(func.min(overdue.c.due)))
+    first = _as_date(await session.scalar(select(func.min(overdue.c.due))))
     if first is None:
         return []
-    cal = calendar_table(ctx, _as_date(first) - timedelta(days=1), window.as_of)  # type: ignore[operator]
+    cal = calendar_table(ctx, first - timedelta(days=1), window.as_of)
     as_of_number = await _working_day_number(session, cal, window.as_of)
     rows = await session.execute(
         select(
@@ -826,7 +848,7 @@ async def overdue_items(ctx: Context, session: AsyncSession, week: IsoWeek, unit
         .order_by(overdue.c.due, Item.received_at, Item.id)
     )
     return [
-        OverdueItem(code, unit, type_code, category, status, received, _as_date(due), as_of_number - (number or 0))  # type: ignore[arg-type]
+        OverdueItem(code, unit, type_code, category, status, received, due, as_of_number - (number or 0))
         for code, unit, type_code, category, status, received, due, number in rows
     ]
 

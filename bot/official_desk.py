@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit, tickets
 from bot.context import Context
-from bot.errors import DomainError, IllegalTransition, NotAllowed
+from bot.errors import DomainError, IllegalTransition, NotAllowed, NotFound
 from bot.i18n import Localized, Msg, format_moment, render
 from bot.lifecycle import check_transition
 from bot.officials import (
@@ -221,7 +221,7 @@ class OfficialDesk:
                 reply = await self._press(session, official, row, state, data)
                 self._save(session, user_id, row, state)
                 return reply
-            except (ValueError, IndexError):
+            except (ValueError, IndexError, NotFound):  # malformed or forged: no hint whether the item exists
                 return DeskReply(toast=Msg("error.not_allowed").render(loc))
             except IllegalTransition:
                 return DeskReply(toast=Msg("official.already_done").render(loc))

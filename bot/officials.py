@@ -24,8 +24,8 @@ from bot.privacy import lookup_hash
 from models.tables import Invite, Item, Official, UnitChat
 
 INVITE_PREFIX = "inv_"
-OFFICIAL_CHANNEL = "official-telegram"
-GROUP_CHANNEL = "group-telegram"
+OFFICIAL_CHANNEL = "tg-official"
+GROUP_CHANNEL = "tg-group"
 
 
 class Role(StrEnum):

@@ -333,9 +333,11 @@ def _mask_phones(text: str) -> str:
     done = search_from = 0
     while match := _PHONE_RE.search(text, search_from):
         start, end = match.span()
-        if any(start < d_end and d_start < end for d_start, d_end in dates) or any(
-            a_start < start < a_end or a_start < end < a_end for a_start, a_end in amounts
-        ) or (text[start] == "8" and _CURRENCY_RE.match(text, end)):  # "84.561.247.799 triệu"
+        if (
+            any(start < d_end and d_start < end for d_start, d_end in dates)
+            or any(a_start < start < a_end or a_start < end < a_end for a_start, a_end in amounts)
+            or ((start, end) in amounts and _CURRENCY_RE.match(text, end))
+        ):  # "84.561.247.799 triệu"
             search_from = start + 1  # try the same text again from the next character
             continue
         parts += [text[done:start], PHONE_MARK]

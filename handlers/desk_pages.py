@@ -133,7 +133,7 @@ async def rate(request: web.Request) -> web.Response:
     checked = await _checked_form(request)
     if isinstance(checked, web.Response):
         return checked
-    desk, form, locale, device = checked
+    _desk, form, locale, device = checked
     score = _score(form.get("score", ""))
     if score is None:
         return message_page(request, 400, "bad_request", locale=locale)

@@ -23,7 +23,7 @@ from models.tables import Item, Outbox
 log = logging.getLogger(__name__)
 
 # Modules that add routes to the server; each has ``setup(app)``.
-ROUTE_MODULES: tuple[str, ...] = ("handlers.web",)
+ROUTE_MODULES: tuple[str, ...] = ("handlers.web", "handlers.desk_pages", "handlers.public_pages")
 
 
 class Metrics:

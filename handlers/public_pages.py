@@ -15,12 +15,12 @@ from aiohttp import web
 
 from bot.context import Context
 from bot.i18n import format_day, format_moment, format_number, gettext
-from bot.stats import WEEKS, Figures, csv_rows, unit_report
+from bot.receipts import code_from_payload
+from bot.stats import Figures, UnitStats, csv_rows, unit_report
 from bot.tracking import TRACK_LIMIT, PublicStatus, event_label, track
 from handlers.charts import weekly_chart
 from handlers.http import CONTEXT
 from handlers.pages import FormError, locale_of, message_page, network_hash, page, read_form
-from bot.receipts import code_from_payload
 
 MAX_TRACK_FORM = 2048
 
@@ -96,21 +96,30 @@ def _row(ctx: Context, locale: str, code: str, name: str, figures: Figures) -> d
         "name": name,
         "received": format_number(locale, figures.received),
         "on_time": gettext(
-            locale, "stats.share", percent=_percent(locale, figures.on_time_rate), part=figures.on_time,
+            locale,
+            "stats.share",
+            percent=_percent(locale, figures.on_time_rate),
+            part=figures.on_time,
             whole=figures.decided,
         )
         if figures.decided
         else "—",
         "avg_days": "—" if days is None else format_number(locale, round(days, 1)),
         "item_satisfaction": gettext(
-            locale, "stats.share", percent=_percent(locale, figures.item_satisfaction), part=figures.item_satisfied,
+            locale,
+            "stats.share",
+            percent=_percent(locale, figures.item_satisfaction),
+            part=figures.item_satisfied,
             whole=figures.item_ratings,
         )
         if figures.item_ratings
         else "—",
         "desk_satisfaction": gettext(
-            locale, "stats.share", percent=_percent(locale, figures.desk_satisfaction),
-            part=figures.desk_scores.get(3, 0), whole=figures.desk_ratings,
+            locale,
+            "stats.share",
+            percent=_percent(locale, figures.desk_satisfaction),
+            part=figures.desk_scores.get(3, 0),
+            whole=figures.desk_ratings,
         )
         if figures.desk_ratings
         else "—",
@@ -194,7 +203,7 @@ async def stats_csv(request: web.Request) -> web.Response:
         report = await unit_report(ctx, session)
     codes = [unit_code] if unit_code else ["*", *[stats.unit_code for stats in report.active_units()]]
     if unit_code and unit_code not in report.units:
-        report.units[unit_code] = type(report.total)(unit_code, [Figures() for _ in report.week_starts])
+        report.units[unit_code] = UnitStats(unit_code, [Figures() for _ in report.week_starts])
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(csv_rows(ctx, report, codes, locale))
@@ -215,6 +224,3 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/track", track_lookup)
     app.router.add_get("/stats", stats_page)
     app.router.add_get("/stats.csv", stats_csv)
-
-
-__all__ = ["WEEKS", "setup"]

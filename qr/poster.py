@@ -21,8 +21,6 @@ from typing import Literal
 from xml.sax.saxutils import escape, quoteattr
 
 import fontpkg_be_vietnam_pro
-from fontTools import subset
-from fontTools.ttLib import TTFont
 
 from qr.codes import QUIET_ZONE, Symbol
 
@@ -52,6 +50,8 @@ def font_path(weight: Weight) -> Path:
 
 @cache
 def _metrics(weight: Weight) -> tuple[dict[int, str], dict[str, tuple[int, int]], int]:
+    from fontTools.ttLib import TTFont  # imported when needed: every ``pakn`` command loads this module
+
     font = TTFont(font_path(weight), lazy=True)
     return font.getBestCmap(), font["hmtx"].metrics, font["head"].unitsPerEm
 
@@ -196,12 +196,14 @@ class _Column:
         gap_after: float = 2.0,
         max_lines: int = 6,
         shrink_to_lines: int | None = None,
+        min_pt: float = 8,
     ) -> None:
         size = size_pt * self.scale
         lines = wrap(text, weight, size, self.width)
-        # A long unit name is set smaller rather than running onto many lines.
-        while shrink_to_lines is not None and len(lines) > shrink_to_lines and size > 8 * self.scale:
-            size *= 0.92
+        # A long unit name is set smaller rather than running onto many lines, and a URL stays on one line
+        # if it can: a URL cut in two is hard to type.
+        while shrink_to_lines is not None and len(lines) > shrink_to_lines and size > min_pt * self.scale:
+            size = max(size * 0.94, min_pt * self.scale)
             lines = wrap(text, weight, size, self.width)
         leading = size * PT * 1.28
         for text_line in lines[:max_lines]:
@@ -236,7 +238,7 @@ def layout(text: PosterText, symbol: Symbol, paper: str = "A5") -> Layout:
     bottom.block(text.privacy, 10, "bold", INK, gap_after=1.5)
     bottom.block(text.english, 9, "italic", GREY, gap_after=3)
     bottom.block(text.url_label, 8.5, "regular", GREY, gap_after=0.3)
-    bottom.block(text.url, 8.5, "bold", INK, gap_after=3, max_lines=3)
+    bottom.block(text.url, 8.5, "bold", INK, gap_after=3, max_lines=3, shrink_to_lines=1, min_pt=6.5)
     bottom.block(text.hotline, 10.5, "bold", RED, gap_after=2.5, max_lines=3)
     bottom.block(text.footer, 8, "regular", GREY, gap_after=0, max_lines=2)
     bottom_height = bottom.y
@@ -298,6 +300,9 @@ def render_pdf(page: Layout) -> bytes:
 
 
 def _font_subset(weight: Weight, text: str) -> bytes:
+    from fontTools import subset
+    from fontTools.ttLib import TTFont
+
     options = subset.Options()
     options.layout_features = ["*"]
     options.name_IDs = ["*"]

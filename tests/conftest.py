@@ -8,10 +8,14 @@ PAKN_REQUIRE_POSTGRES=1 (set by .ci/run), which turns the skip into a failure.
 from __future__ import annotations
 
 import os
+import subprocess
+import time
+import urllib.request
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -98,21 +102,30 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 class TestClock:
-    """A controlled clock for services: starts at a fixed moment, moves only when told."""
+    """A controlled clock for services: starts at a chosen moment and runs at real speed from there, so
+    retries and leases behave as in production while tests fix the date the law counts from."""
 
     __test__ = False
 
     def __init__(self, start: datetime) -> None:
-        self.current = start
+        self._set(start)
+
+    def _set(self, moment: datetime) -> None:
+        self.base = moment
+        self.started = time.monotonic()
+
+    @property
+    def current(self) -> datetime:
+        return self.base + timedelta(seconds=time.monotonic() - self.started)
 
     def __call__(self) -> datetime:
         return self.current
 
     def set_local(self, year: int, month: int, day: int, hour: int = 9, minute: int = 0) -> None:
-        self.current = datetime(year, month, day, hour, minute, tzinfo=VN).astimezone(UTC)
+        self._set(datetime(year, month, day, hour, minute, tzinfo=VN).astimezone(UTC))
 
     def advance(self, **delta: float) -> None:
-        self.current += timedelta(**delta)
+        self._set(self.current + timedelta(**delta))
 
 
 @pytest.fixture
@@ -162,3 +175,92 @@ async def web_url(ctx: Context) -> AsyncIterator[str]:
     await server.start_server()
     yield str(server.make_url("")).rstrip("/")
     await server.close()
+
+
+# --- headless Chromium (Playwright) -------------------------------------------------------------------
+# One Chromium process serves the whole session; each test connects to it over the DevTools protocol from
+# its own event loop (Playwright objects cannot cross the per-test loops that pytest-asyncio gives). The
+# browser is Debian's /usr/bin/chromium: nothing is downloaded. Without it the browser tests skip, unless
+# PAKN_REQUIRE_BROWSER=1 (set by .ci/run), which turns the skip into a failure.
+
+CHROMIUM = Path(os.environ.get("PAKN_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+REQUIRE_BROWSER = os.environ.get("PAKN_REQUIRE_BROWSER") == "1"
+
+
+def require_browser_or_skip() -> None:
+    problem = None
+    if not CHROMIUM.exists():
+        problem = f"headless Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    else:
+        try:
+            import playwright.async_api  # noqa: F401
+        except ImportError:
+            problem = "the playwright package is not installed (pip install -e '.[test]')"
+    if problem is None:
+        return
+    if REQUIRE_BROWSER:
+        pytest.fail(problem + " and PAKN_REQUIRE_BROWSER=1")
+    pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def chromium_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start one headless Chromium for the session; yield its DevTools address."""
+    require_browser_or_skip()
+    from aiohttp.test_utils import unused_port
+
+    port = unused_port()
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    process = subprocess.Popen(
+        [
+            str(CHROMIUM),
+            *CHROMIUM_ARGS,
+            f"--remote-debugging-port={port}",
+            "--remote-debugging-address=127.0.0.1",
+            f"--user-data-dir={profile}",
+            "--no-first-run",
+            "--no-default-browser-check",
+            "about:blank",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/json/version", timeout=2) as response:
+                    response.read()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    message = f"Chromium at {CHROMIUM} did not start (exit code {process.poll()})"
+                    if REQUIRE_BROWSER:
+                        pytest.fail(message)
+                    pytest.skip(message)
+                time.sleep(0.1)
+        yield endpoint
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.fixture
+async def browser(chromium_endpoint: str) -> AsyncIterator[Any]:
+    """A Playwright ``Browser`` on the session's Chromium; contexts a test opens are closed after it."""
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        connected = await playwright.chromium.connect_over_cdp(chromium_endpoint)
+        try:
+            yield connected
+        finally:
+            for context in connected.contexts[1:]:  # the first is Chromium's default context
+                await context.close()
+            await connected.close()

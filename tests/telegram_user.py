@@ -9,7 +9,7 @@ from typing import Any
 
 from tests.fakes.telegram_api import FakeBotAPI
 
-QUIET = 0.25
+QUIET = 0.15
 
 
 def plain(text: str) -> str:
@@ -24,7 +24,7 @@ class TelegramUser:
         fake.make_user(user_id, language_code=language)
         self.received: list[Any] = []
 
-    async def _deliver(self, update: dict[str, Any]) -> str:
+    async def _deliver(self, update: dict[str, Any], expect_message: bool = True) -> str:
         before = len(self.fake.sent_to(self.chat_id))
         mark = len(self.fake.calls)
         if self.webhook:
@@ -32,15 +32,24 @@ class TelegramUser:
             assert status == 200
         else:
             self.fake.enqueue_update(update)
-        await self.fake.wait_for(
-            "*",
-            lambda call: (
-                call.params.get("chat_id") in (self.chat_id, str(self.chat_id))
-                and call.method.lower().startswith("send")
-            ),
-            timeout=10,
-            after=mark,
-        )
+        query = update.get("callback_query")
+        if query is not None:  # a button press is answered (a toast), with or without new messages
+            await self.fake.wait_for(
+                "answerCallbackQuery",
+                lambda call: str(call.params.get("callback_query_id")) == str(query["id"]),
+                timeout=10,
+                after=mark,
+            )
+        if expect_message:
+            await self.fake.wait_for(
+                "*",
+                lambda call: (
+                    call.params.get("chat_id") in (self.chat_id, str(self.chat_id))
+                    and call.method.lower().startswith("send")
+                ),
+                timeout=10,
+                after=mark,
+            )
         while True:  # wait until the bot has stopped talking to this chat
             count = len(self.fake.sent_to(self.chat_id))
             await asyncio.sleep(QUIET)
@@ -63,16 +72,19 @@ class TelegramUser:
         )
         return await self._deliver(update)
 
-    async def press(self, label: str) -> str:
+    async def press(self, label: str, expect_message: bool = True) -> str:
         for message in reversed(self.received):
-            markup = message.reply_markup or {}
+            markup = message.get("reply_markup") or {}
             for row in markup.get("inline_keyboard", []):
                 for button in row:
                     if label in button["text"]:
                         update = self.fake.make_callback(
-                            self.chat_id, button["callback_data"], message_id=message.message_id, user=self.chat_id
+                            self.chat_id,
+                            button["callback_data"],
+                            message_id=message.get("message_id"),
+                            user=self.chat_id,
                         )
-                        return await self._deliver(update)
+                        return await self._deliver(update, expect_message)
         keyboard = self.fake.reply_keyboard(self.chat_id) or {}
         for row in keyboard.get("keyboard", []):  # a reply keyboard's key sends its label as text
             for key in row:
@@ -86,7 +98,7 @@ class TelegramUser:
 
     @property
     def labels(self) -> list[str]:
-        markups = [message.reply_markup or {} for message in self.received]
+        markups = [message.get("reply_markup") or {} for message in self.received]
         keyboard = self.fake.reply_keyboard(self.chat_id) or {}
         return [button["text"] for markup in markups for row in markup.get("inline_keyboard", []) for button in row] + [
             key["text"] for row in keyboard.get("keyboard", []) for key in row

@@ -19,8 +19,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def pakn(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 @pytest.fixture
@@ -54,8 +60,14 @@ def test_deadlines_preview_rejects_bad_input_in_one_line() -> None:
 
 
 def test_every_subcommand_has_help() -> None:
-    for args in (("serve",), ("db", "upgrade"), ("units", "list"), ("items", "list"), ("deadlines", "preview"),
-                 ("audit", "verify")):
+    for args in (
+        ("serve",),
+        ("db", "upgrade"),
+        ("units", "list"),
+        ("items", "list"),
+        ("deadlines", "preview"),
+        ("audit", "verify"),
+    ):
         result = pakn(*args, "--help")
         assert result.returncode == 0 and "usage: pakn" in result.stdout, args
 
@@ -68,9 +80,16 @@ async def _submit_one(data_env: dict[str, str]) -> None:
 
     ctx = await build_context(load_settings({**os.environ, **data_env}))
     await prepare_database(ctx, migrate=True)
-    draft = Draft(type="khieu_nai", category="dat_dai", commune_code="3325", anonymous=False, consent=True,
-                  name="Lò Văn Bình", phone="0912 345 678",
-                  description="Xã thu hồi đất không bồi thường, gọi 0912345678 để biết thêm chi tiết.")
+    draft = Draft(
+        type="khieu_nai",
+        category="dat_dai",
+        commune_code="3325",
+        anonymous=False,
+        consent=True,
+        name="Lò Văn Bình",
+        phone="0912 345 678",
+        description="Xã thu hồi đất không bồi thường, gọi 0912345678 để biết thêm chi tiết.",
+    )
     async with ctx.sessions.begin() as session:
         await submit_item(ctx, session, draft, channel="telegram", channel_id="99887766")
     await ctx.engine.dispose()
@@ -121,8 +140,14 @@ def test_bad_settings_stop_serve_with_one_line(data_env: dict[str, str], tmp_pat
 async def test_serve_answers_healthz_and_metrics(data_env: dict[str, str], tmp_path: Path) -> None:
     port = unused_port()
     env = {**os.environ, **data_env, "PAKN_PORT": str(port), "PAKN_TELEGRAM_TOKEN": ""}
-    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as http:

@@ -1,0 +1,236 @@
+"""The desk's landing page, its forms, /track and /stats over real HTTP, as a browser without JavaScript sends them."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from html import unescape
+
+import aiohttp
+from sqlalchemy import func, select
+
+from bot.context import Context
+from bot.desks import add_desk
+from bot.intake import Draft, submit_item
+from bot.ratings import NETWORK_DESK_LIMIT
+from bot.receipts import code_from_payload
+from bot.tracking import TRACK_LIMIT
+from models.tables import DeskRating, Item
+from qr.payload import sign_desk
+
+REPORT = "Cán bộ quầy một cửa yêu cầu nộp thêm tiền ngoài quy định mới nhận hồ sơ của tôi."
+
+
+async def _payload(ctx: Context, unit: str = "ubnd_xa_muong_phang", name: str = "Bộ phận một cửa") -> str:
+    async with ctx.sessions.begin() as session:
+        desk = await add_desk(ctx, session, unit_code=unit, name=name)
+    return sign_desk(ctx.keys, desk.code)
+
+
+def _client() -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+
+def _token(html: str) -> str:
+    match = re.search(r'name="t" value="([^"]+)"', html)
+    assert match is not None
+    return match.group(1)
+
+
+def _text(html: str) -> str:
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html)))
+
+
+async def _count(ctx: Context, model: type) -> int:
+    async with ctx.sessions() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_the_landing_page_names_the_desk_and_offers_every_way_in(ctx: Context, web_url: str) -> None:
+    payload = await _payload(ctx)
+    async with _client() as http, http.get(f"{web_url}/d/{payload}") as response:
+        assert response.status == 200
+        html = await response.text()
+        assert "pakn_chat" in response.cookies
+        assert response.headers["Cache-Control"] == "private, no-store"
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    text = _text(html)
+    assert "Bộ phận một cửa" in text and "UBND Xã Mường Phăng" in text
+    assert "Bạn được phục vụ thế nào?" in text
+    assert [f'name="score" value="{n}"' in html for n in (1, 2, 3)] == [True] * 3
+    assert f'href="/chat?desk={payload}"' in html
+    assert "t.me" not in html and "zalo" not in html.lower()  # not configured
+    assert "0215 3 825 888" in text and "pakn@dienbien.gov.vn" in text
+    assert "<script" not in html  # works without JavaScript
+    assert not re.search(r'(src|href)="(https?:)?//(?!t\.me/|zalo\.me/)', html)  # nothing from another site
+
+    ctx.settings = dataclasses.replace(
+        ctx.settings, telegram_bot_username="PaknDienBienBot", zalo_url="https://zalo.me/4318001234567890"
+    )
+    async with _client() as http, http.get(f"{web_url}/d/{payload}?lang=en") as response:
+        html = await response.text()
+    assert f'href="https://t.me/PaknDienBienBot?start={payload}"' in html
+    assert 'href="https://zalo.me/4318001234567890"' in html
+    text = _text(html)
+    assert "How were you served?" in text and "People's Committee of Mường Phăng Commune" in text
+
+
+async def test_rating_without_javascript_is_two_taps_and_counts_once(ctx: Context, web_url: str) -> None:
+    payload = await _payload(ctx)
+    async with _client() as http:
+        async with http.get(f"{web_url}/d/{payload}") as response:
+            token = _token(await response.text())
+        form = {"t": token, "lang": "vi", "score": "3", "comment": "Chị cán bộ hướng dẫn rất tận tình."}
+        async with http.post(f"{web_url}/d/{payload}/rate", data=form, allow_redirects=False) as response:
+            assert response.status == 303
+            assert response.headers["Location"] == f"/d/{payload}/thanks?r=recorded"
+        async with http.get(f"{web_url}/d/{payload}/thanks?r=recorded") as response:
+            text = _text(await response.text())
+        assert "Cảm ơn bạn đã đánh giá!" in text and "Đánh giá của bạn đã được ghi nhận: Hài lòng." in text
+        for _ in range(10):  # the same browser again and again
+            async with http.post(f"{web_url}/d/{payload}/rate", data={**form, "score": "1"}) as response:
+                assert response.status == 200  # followed the redirect
+                assert "đánh giá được cập nhật thành: Không hài lòng" in _text(await response.text())
+        async with http.post(
+            f"{web_url}/d/{payload}/comment", data={"t": token, "comment": "Nhưng phải chờ lâu, số tôi 0912345678"}
+        ) as response:
+            assert "Đã lưu góp ý của bạn" in _text(await response.text())
+    async with ctx.sessions() as session:
+        rows = (await session.execute(select(DeskRating))).scalars().all()
+    assert [(r.score, r.comment) for r in rows] == [(1, "Nhưng phải chờ lâu, số tôi [số điện thoại]")]
+    assert len(rows[0].client_hash) == 64 and "pakn" not in rows[0].client_hash
+
+
+async def test_ballot_stuffing_with_fresh_cookies_is_capped_per_network(ctx: Context, web_url: str) -> None:
+    payload = await _payload(ctx)
+    for _ in range(NETWORK_DESK_LIMIT.count + 5):
+        async with _client() as http:  # a new browser each time: cookies cleared
+            async with http.get(f"{web_url}/d/{payload}") as response:
+                token = _token(await response.text())
+            async with http.post(f"{web_url}/d/{payload}/rate", data={"t": token, "score": "3"}) as response:
+                last = _text(await response.text())
+    assert "chưa được ghi nhận" in last
+    assert await _count(ctx, DeskRating) == NETWORK_DESK_LIMIT.count
+
+
+async def test_forms_without_the_cookie_token_or_with_bad_bodies_are_refused(ctx: Context, web_url: str) -> None:
+    payload = await _payload(ctx)
+    async with _client() as http:
+        async with http.post(f"{web_url}/d/{payload}/rate", data={"score": "3"}) as response:
+            assert response.status == 403 and "Phiên đã hết hạn" in await response.text()
+        async with http.get(f"{web_url}/d/{payload}") as response:
+            token = _token(await response.text())
+        big = {"t": token, "score": "3", "comment": "x" * 20_000}
+        async with http.post(f"{web_url}/d/{payload}/rate", data=big) as response:
+            assert response.status == 413 and "Nội dung quá dài" in await response.text()
+        async with http.post(f"{web_url}/d/{payload}/rate", json={"t": token, "score": 3}) as response:
+            assert response.status == 415
+        async with http.post(f"{web_url}/d/{payload}/rate", data={"t": token, "score": "5"}) as response:
+            assert response.status == 400 and "Traceback" not in await response.text()
+        async with http.put(f"{web_url}/d/{payload}") as response:
+            assert response.status == 405
+        async with http.get(f"{web_url}/d/{payload}/rate") as response:
+            assert response.status == 405
+        async with http.delete(f"{web_url}/track") as response:
+            assert response.status == 405
+    # A token is worthless without the cookie it was made for.
+    async with (
+        _client() as other,
+        other.post(f"{web_url}/d/{payload}/rate", data={"t": token, "score": "3"}) as response,
+    ):
+        assert response.status == 403
+    assert await _count(ctx, DeskRating) == 0
+
+
+async def test_a_forged_payload_gets_a_polite_vietnamese_404(ctx: Context, web_url: str) -> None:
+    payload = await _payload(ctx)
+    async with _client() as http:
+        for bad in (payload[:-1] + ("A" if payload[-1] != "A" else "B"), payload[:30], "d1_x_y", "%00" * 3, "a" * 500):
+            async with http.get(f"{web_url}/d/{bad}") as response:
+                assert response.status == 404, bad
+                text = _text(await response.text())
+                assert "Không tìm thấy quầy" in text and "Mã QR này không hợp lệ" in text
+                assert "0215 3 825 888" in text
+        async with http.get(f"{web_url}/d/d1_x_y?lang=en") as response:
+            assert "This QR code is not valid" in await response.text()
+
+
+async def test_a_report_about_the_staff_is_filed_for_the_supervisor(ctx: Context, web_url: str) -> None:
+    payload = await _payload(ctx)
+    async with _client() as http:
+        async with http.get(f"{web_url}/d/{payload}/report") as response:
+            html = await response.text()
+        assert "Thanh tra tỉnh" in _text(html)  # says where it goes
+        token = _token(html)
+        async with http.post(f"{web_url}/d/{payload}/report", data={"t": token, "description": "Tệ quá"}) as response:
+            assert response.status == 400
+            html = await response.text()
+            assert "Nội dung quá ngắn" in _text(html) and "Tệ quá" in html  # kept for correction
+        data = {"t": token, "description": REPORT}
+        async with http.post(f"{web_url}/d/{payload}/report", data=data, allow_redirects=False) as response:
+            assert response.status == 303
+            location = response.headers["Location"]
+        async with http.get(f"{web_url}{location}") as response:
+            text = _text(await response.text())
+    code = re.search(r"DB-[0-9A-Z]{4}-[0-9A-Z]{4}", text)
+    assert code is not None and "Đã gửi báo cáo" in text
+    async with ctx.sessions() as session:
+        item = (await session.execute(select(Item))).scalar_one()
+    assert (item.receipt_code, item.unit_code, item.about_unit_code) == (
+        code.group(0),
+        "thanh_tra",
+        "ubnd_xa_muong_phang",
+    )
+
+
+async def test_track_answers_unknown_and_malformed_alike_and_limits_lookups(ctx: Context, web_url: str) -> None:
+    draft = Draft(type="kien_nghi", category="giao_thong", commune_code="3325", description=REPORT)
+    async with ctx.sessions.begin() as session:
+        code = (await submit_item(ctx, session, draft, channel="web", channel_id="x")).item.receipt_code
+    async with _client() as http:
+        async with http.get(f"{web_url}/track") as response:
+            assert response.status == 200 and "Mã tra cứu" in await response.text()
+        async with http.post(f"{web_url}/track", data={"code": code.lower()}) as response:
+            assert response.status == 200
+            text = _text(await response.text())
+        assert code in text and "Đã tiếp nhận, chờ thụ lý" in text and "Sở Xây dựng" in text
+        assert "đã tiếp nhận" in text and REPORT not in text
+        answers = []
+        for raw in (code_from_payload("DB", "Z0Z0Z0Z"), "không phải mã"):
+            async with http.post(f"{web_url}/track", data={"code": raw}) as response:
+                answers.append((response.status, _text(await response.text()).replace(raw, "…")))
+        assert answers[0] == answers[1] and answers[0][0] == 404
+        assert "Không tìm thấy việc nào với mã này" in answers[0][1]
+        for _ in range(TRACK_LIMIT.count):
+            async with http.post(f"{web_url}/track", data={"code": code}) as response:
+                status = response.status
+        assert status == 429
+        assert response.headers["Retry-After"] == "600"
+        async with http.post(f"{web_url}/track", data={"code": code}) as response:
+            assert response.status == 429 and "Bạn thao tác quá nhanh" in _text(await response.text())
+
+
+async def test_stats_page_and_csv(ctx: Context, web_url: str) -> None:
+    payload = await _payload(ctx)
+    async with _client() as http:
+        async with http.get(f"{web_url}/d/{payload}") as response:
+            token = _token(await response.text())
+        await http.post(f"{web_url}/d/{payload}/rate", data={"t": token, "score": "3"})
+        async with http.get(f"{web_url}/stats") as response:
+            assert response.status == 200
+            html = await response.text()
+        assert "<svg" in html and "Thống kê công khai" in html
+        assert 'data-unit="ubnd_xa_muong_phang"' in html and "100 % (1/1)" in _text(html)
+        async with http.get(f"{web_url}/stats?unit=ubnd_xa_muong_phang&lang=en") as response:
+            assert response.status == 200 and "People's Committee of Mường Phăng Commune" in _text(
+                await response.text()
+            )
+        async with http.get(f"{web_url}/stats?unit=nope") as response:
+            assert response.status == 404
+        async with http.get(f"{web_url}/stats.csv") as response:
+            assert response.status == 200
+            assert response.headers["Content-Type"].startswith("text/csv")
+            assert "attachment" in response.headers["Content-Disposition"]
+            body = (await response.read()).decode("utf-8")
+    assert body.startswith("\ufeffunit_code,unit_name,week_start,items_received")
+    assert "ubnd_xa_muong_phang,UBND Xã Mường Phăng," in body
