@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.context import Context
 from bot.i18n import Msg
@@ -89,12 +90,26 @@ class Dispatcher:
     async def _claim(self, limit: int) -> list[Outbox]:
         now = self.ctx.now()
         async with self.ctx.sessions.begin() as session:
+            earlier = aliased(Outbox)
+            held_back = (
+                select(earlier.id)
+                .where(
+                    earlier.channel == Outbox.channel,
+                    earlier.recipient_kind == Outbox.recipient_kind,
+                    earlier.recipient_id == Outbox.recipient_id,
+                    earlier.status.in_(("pending", "sending")),
+                    earlier.id < Outbox.id,
+                    earlier.not_before > now,
+                )
+                .exists()
+            )
             query = (
                 select(Outbox)
                 .where(
                     Outbox.channel.in_(list(self.senders)),
                     or_(Outbox.status == "pending", Outbox.status == "sending"),
                     Outbox.not_before <= now,
+                    ~held_back,  # keep each recipient's messages in the order they were written
                 )
                 .order_by(Outbox.id)
                 .limit(limit)

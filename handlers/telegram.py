@@ -20,6 +20,7 @@ import hmac
 import io
 import json
 import logging
+import os
 from typing import Any
 
 from aiohttp import web
@@ -49,6 +50,9 @@ from bot.outbox import RetryLater, Undeliverable
 from handlers.telegram_request import AiohttpRequest
 
 log = logging.getLogger(__name__)
+
+# Opt in now to python-telegram-bot's announced behaviour: time periods (RetryAfter.retry_after) as timedelta.
+os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 CHANNEL = "telegram"
 HOTLINE = "hotline"

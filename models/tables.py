@@ -312,7 +312,10 @@ class Outbox(Base):
     sent_at: Mapped[datetime | None] = mapped_column()
     error: Mapped[str | None] = mapped_column(String(500))
 
-    __table_args__ = (Index("ix_outbox_status_not_before", "status", "not_before"),)
+    __table_args__ = (
+        Index("ix_outbox_status_not_before", "status", "not_before"),
+        Index("ix_outbox_recipient", "channel", "recipient_kind", "recipient_id", "status"),
+    )
 
 
 class DialogState(Base):

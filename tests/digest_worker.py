@@ -1,7 +1,8 @@
-"""One `send_due_digests` run in its own process: python -m tests.digest_worker URL SCHEMA NOW START.
+"""One `send_due_digests` run in its own process: python -m tests.digest_worker URL SCHEMA NOW.
 
-The exactly-once test starts two of these; each waits until the wall-clock instant START (epoch seconds) so
-that both race for the same digests. Prints the number of digests this process claimed.
+The exactly-once test starts two of these. Each prints "ready" once it has imported everything and built its
+engine, then waits for a line on stdin, so that the test can let both go at the same instant and they race
+for the same digests. Prints the number of digests this process claimed.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-import time
 from datetime import datetime
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from config.settings import BUNDLED_PROVINCE_DIR
 from models import create_engine, make_session_factory
 
 
-async def main(url: str, schema: str, now_iso: str, start: float) -> int:
+async def main(url: str, schema: str, now_iso: str) -> int:
     province = load_province(BUNDLED_PROVINCE_DIR)
     engine = create_engine(url, schema=schema or None)
     keys = Keys.from_master(bytes(range(32)))
@@ -38,11 +38,12 @@ async def main(url: str, schema: str, now_iso: str, start: float) -> int:
         clock=lambda: now,
     )
     try:
-        await asyncio.sleep(max(0.0, start - time.time()))
+        print("ready", flush=True)
+        await asyncio.to_thread(sys.stdin.readline)
         return await send_due_digests(ctx, now)
     finally:
         await engine.dispose()
 
 
 if __name__ == "__main__":
-    print(asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]))))
+    print(asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3])))

@@ -589,7 +589,6 @@ async def test_two_processes_send_each_digest_once(
     """Two real `send_due_digests` processes started at the same instant on one database."""
     url, schema = database_url
     now = local(2026, 3, 9, 7, 30).isoformat()
-    go = f"{datetime.now(UTC).timestamp() + 4:.3f}"  # both start their work at this wall-clock instant
     processes = [
         await asyncio.create_subprocess_exec(
             sys.executable,
@@ -598,14 +597,17 @@ async def test_two_processes_send_each_digest_once(
             url,
             schema or "",
             now,
-            go,
             cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         for _ in range(2)
     ]
-    results = [await process.communicate() for process in processes]
+    for process in processes:  # both imported and connected …
+        assert process.stdout is not None
+        assert (await asyncio.wait_for(process.stdout.readline(), 60)).strip() == b"ready"
+    results = await asyncio.gather(*(process.communicate(b"go\n") for process in processes))  # … then go at once
     for process, (_out, err) in zip(processes, results, strict=True):
         assert process.returncode == 0, err.decode()
     assert sum(int(out.decode().strip().splitlines()[-1]) for out, _ in results) == 3

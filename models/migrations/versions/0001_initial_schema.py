@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 15:44:13.057814
+Create Date: 2026-11-26 16:05:07.069887
 """
 
 from collections.abc import Sequence
@@ -84,6 +84,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_outbox_recipient", ["channel", "recipient_kind", "recipient_id", "status"], unique=False
+        )
         batch_op.create_index("ix_outbox_status_not_before", ["status", "not_before"], unique=False)
 
     op.create_table(
@@ -395,6 +398,7 @@ def downgrade() -> None:
     op.drop_table("processed_updates")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_status_not_before")
+        batch_op.drop_index("ix_outbox_recipient")
 
     op.drop_table("outbox")
     op.drop_table("job_leases")

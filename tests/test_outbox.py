@@ -1,0 +1,127 @@
+"""The outbox dispatcher against the fake Bot API: exactly once, crash recovery, 429, 5xx, blocked users."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from bot.citizens import citizen_for_chat
+from bot.context import Context
+from bot.conversation import Conversations
+from bot.officials import accept_invite, create_invite
+from bot.outbox import Dispatcher, enqueue
+from handlers.telegram import TelegramChannel
+from models.db import create_engine, make_session_factory
+from models.tables import Outbox
+from tests.conftest import TestClock
+from tests.fakes.telegram_api import FakeBotAPI
+
+TOKEN = "123456:TEST-token"
+
+
+@dataclasses.dataclass
+class Rig:
+    fake: FakeBotAPI
+    ctx: Context
+    channel: TelegramChannel
+
+    def dispatcher(self, ctx: Context | None = None) -> Dispatcher:
+        return Dispatcher(ctx or self.ctx, {"telegram": self.channel.sender})
+
+
+@pytest.fixture
+async def rig(ctx: Context) -> AsyncIterator[Rig]:
+    async with FakeBotAPI(token=TOKEN) as fake:
+        settings = dataclasses.replace(ctx.settings, telegram_token=TOKEN, telegram_api_url=fake.url,
+                                       telegram_max_rate=0)
+        ctx = dataclasses.replace(ctx, settings=settings)
+        channel = TelegramChannel(ctx, Conversations(ctx))
+        await channel.application.initialize()
+        try:
+            yield Rig(fake, ctx, channel)
+        finally:
+            await channel.application.shutdown()
+
+
+async def _queue(ctx: Context, chats: list[int], per_chat: int = 1) -> None:
+    async with ctx.sessions.begin() as session:
+        for chat in chats:
+            citizen = await citizen_for_chat(ctx, session, "telegram", str(chat))
+            for index in range(per_chat):
+                enqueue(ctx, session, channel="telegram", recipient_kind="citizen", recipient_id=citizen.id,
+                        payload={"text": f"Tin nhắn {index} cho {chat}", "buttons": []})
+
+
+async def _drain(*dispatchers: Dispatcher, rounds: int = 50) -> None:
+    for _ in range(rounds):
+        if not sum(await asyncio.gather(*(d.run_once(limit=10) for d in dispatchers))):
+            pending = await _pending(dispatchers[0].ctx)
+            if not pending:
+                return
+            await asyncio.sleep(0.1)
+
+
+async def _pending(ctx: Context) -> int:
+    async with ctx.sessions() as session:
+        rows = (await session.execute(select(Outbox).where(Outbox.status.in_(("pending", "sending"))))).all()
+    return len(rows)
+
+
+async def test_two_dispatchers_deliver_each_message_exactly_once(rig: Rig) -> None:
+    chats = list(range(9000, 9040))
+    await _queue(rig.ctx, chats)
+    engine = create_engine(rig.ctx.engine.url.render_as_string(hide_password=False),
+                           schema=rig.ctx.engine.dialect.default_schema_name
+                           if rig.ctx.engine.url.get_backend_name() == "postgresql" else None)
+    second = dataclasses.replace(rig.ctx, engine=engine, sessions=make_session_factory(engine))
+    try:
+        await _drain(rig.dispatcher(), rig.dispatcher(second))
+    finally:
+        await engine.dispose()
+    for chat in chats:
+        assert [m.text for m in rig.fake.sent_to(chat)] == [f"Tin nhắn 0 cho {chat}"]
+
+
+async def test_a_process_killed_after_claiming_delivers_after_restart(rig: Rig, clock: TestClock) -> None:
+    await _queue(rig.ctx, [9100], per_chat=2)
+    crashed = rig.dispatcher()
+    claimed = await crashed._claim(limit=10)  # the process dies here, between commit and send
+    assert len(claimed) == 2 and rig.fake.sent_to(9100) == []
+    restarted = rig.dispatcher()
+    assert await restarted.run_once() == 0, "the lease keeps another process off while the first may still send"
+    clock.advance(seconds=61)
+    await _drain(restarted)
+    assert [m.text for m in rig.fake.sent_to(9100)] == ["Tin nhắn 0 cho 9100", "Tin nhắn 1 cho 9100"]
+
+
+async def test_rate_limits_and_server_errors_are_retried_in_order(rig: Rig) -> None:
+    await _queue(rig.ctx, [9200], per_chat=2)
+    rig.fake.fail_next("sendMessage", status=429, retry_after=1)
+    dispatcher = rig.dispatcher()
+    assert await dispatcher.run_once() == 0
+    async with rig.ctx.sessions() as session:
+        first = (await session.execute(select(Outbox).order_by(Outbox.id))).scalars().first()
+    assert first is not None and first.status == "pending" and "rate limited" in (first.error or "")
+    rig.fake.fail_next("sendMessage", status=502, times=1)
+    await asyncio.sleep(1.1)
+    await _drain(dispatcher)
+    assert [m.text for m in rig.fake.sent_to(9200)] == ["Tin nhắn 0 cho 9200", "Tin nhắn 1 cho 9200"]
+
+
+async def test_a_citizen_who_blocked_the_bot_is_shown_to_the_coordinator(rig: Rig) -> None:
+    async with rig.ctx.sessions.begin() as session:
+        token = await create_invite(rig.ctx, session, unit_code="thanh_tra", role="coordinator",
+                                    valid_for=timedelta(days=1))
+        await accept_invite(rig.ctx, session, token, telegram_user_id=9999, display_name="Điều phối", locale="vi")
+    await _queue(rig.ctx, [9300])
+    rig.fake.block_chat(9300)
+    await _drain(rig.dispatcher())
+    async with rig.ctx.sessions() as session:
+        dead = (await session.execute(select(Outbox).where(Outbox.status == "dead"))).scalars().all()
+    assert len(dead) == 1 and "blocked" in (dead[0].error or "")
+    assert any("Không gửi được tin nhắn tới người dân" in m.text for m in rig.fake.sent_to(9999))
