@@ -25,6 +25,7 @@ from bot import tickets
 from bot.citizen_dialog import CitizenDialog, new_state
 from bot.citizens import citizen_for_chat
 from bot.context import Context
+from bot.desks import desk_from_payload
 from bot.dialog import (
     AddInfo,
     DeskInfo,
@@ -47,8 +48,8 @@ from bot.i18n import format_moment, render
 from bot.intake import Draft, submit_item
 from bot.outbox import enqueue
 from bot.privacy import lookup_hash, normalise_phone
-from models.tables import AuditEvent, Citizen, Desk, DeskRating, DialogState, Item, ItemMessage, ProcessedUpdate
-from qr.payload import verify_desk
+from bot.ratings import rate_desk
+from models.tables import AuditEvent, Citizen, Desk, DialogState, Item, ItemMessage, ProcessedUpdate
 
 log = logging.getLogger(__name__)
 
@@ -188,9 +189,8 @@ class Conversations:
     ) -> Outcome:
         ctx = self.ctx
         if isinstance(effect, ResolveDesk):
-            code = verify_desk(ctx.keys, effect.payload)
-            desk = await session.get(Desk, code) if code else None
-            if desk is None or not desk.active:
+            desk = await desk_from_payload(ctx, session, effect.payload)  # None: forged, malformed or disabled
+            if desk is None:
                 return Outcome(None)
             return Outcome(DeskInfo(desk.code, desk.name, desk.unit_code, desk.commune_code))
         if isinstance(effect, SubmitDraft):
@@ -227,15 +227,10 @@ class Conversations:
             desk = await session.get(Desk, effect.desk_code)
             if desk is None or not desk.active:
                 raise DomainError("error.unknown_desk")
-            session.add(
-                DeskRating(
-                    desk_code=desk.code,
-                    day=ctx.local_date(),
-                    score=effect.score,
-                    client_hash=lookup_hash(ctx.keys, channel, chat_id),
-                    created_at=ctx.now(),
-                )
-            )
+            # One rating per chat per desk per day, as on the web (a second one changes the first); the
+            # hash has its own namespace, so ratings cannot be joined to the citizen's vault row.
+            device = lookup_hash(ctx.keys, f"desk-{channel}", chat_id)
+            await rate_desk(ctx, session, desk, score=effect.score, device=device)
             return Outcome(True)
         item = await self._own_item(session, channel, chat_id, effect.code)
         if isinstance(effect, AddInfo):

@@ -6,12 +6,11 @@ title and a description for screen readers; the same figures are in the table un
 
 from __future__ import annotations
 
-import math
 from datetime import date
 
 from markupsafe import Markup, escape
 
-from bot.i18n import format_day, gettext
+from bot.i18n import format_day, format_number, gettext
 from bot.stats import Figures
 
 WIDTH, HEIGHT = 640, 260
@@ -21,14 +20,13 @@ DESK_COLOURS = {3: "#2e7d32", 2: "#c79100", 1: "#6d4c41"}
 
 
 def _nice_ceiling(value: int) -> int:
-    """A round axis maximum (1, 2, 5 × 10^n) at or above ``value``."""
-    if value <= 5:
-        return 5
-    magnitude = 10 ** math.floor(math.log10(value))
-    for step in (1, 2, 5, 10):
-        if value <= step * magnitude:
-            return step * magnitude
-    return 10 * magnitude
+    """An axis maximum whose four gridlines fall on round whole numbers (4 × 1, 2 or 5 × 10^n)."""
+    step = 1
+    while True:
+        for factor in (1, 2, 5):
+            if 4 * step * factor >= value:
+                return 4 * step * factor
+        step *= 10
 
 
 def weekly_chart(locale: str, week_starts: list[date], weeks: list[Figures], chart_id: str = "chart") -> Markup:
@@ -48,10 +46,11 @@ def weekly_chart(locale: str, week_starts: list[date], weeks: list[Figures], cha
         f'<title id="{chart_id}-t">{title}</title><desc id="{chart_id}-d">{desc}</desc>',
     ]
     for step in range(5):
-        value = top_value * step / 4
+        value = top_value * step // 4
+        label = format_number(locale, value)
         parts.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y(value):.1f}" y2="{y(value):.1f}" stroke="#d5dbe3"/>'
-            f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#54606e">{value:g}</text>'
+            f'<text x="{LEFT - 6}" y="{y(value) + 4:.1f}" text-anchor="end" fill="#54606e">{label}</text>'
         )
     for index, (start, week) in enumerate(zip(week_starts, weeks, strict=True)):
         x = LEFT + index * slot + slot * 0.12

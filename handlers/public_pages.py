@@ -78,7 +78,7 @@ async def track_lookup(request: web.Request) -> web.Response:
         "track.html",
         status=200 if result else 404,
         locale=locale,
-        code=raw[:64],
+        code=result["code"] if result else raw[:64],
         result=result,
         not_found=result is None,
         example=_example_code(ctx),

@@ -234,3 +234,34 @@ async def test_stats_page_and_csv(ctx: Context, web_url: str) -> None:
             body = (await response.read()).decode("utf-8")
     assert body.startswith("\ufeffunit_code,unit_name,week_start,items_received")
     assert "ubnd_xa_muong_phang,UBND Xã Mường Phăng," in body
+
+
+def test_every_public_page_string_is_in_both_catalogs() -> None:
+    """Catalog keys used by the desk, track and stats pages and the posters exist in Vietnamese and English."""
+    from pathlib import Path
+
+    from babel.messages.pofile import read_po
+
+    root = Path(__file__).resolve().parent.parent
+    sources = [
+        *(root / "handlers" / "templates").glob("*.html"),
+        root / "handlers" / "desk_pages.py",
+        root / "handlers" / "public_pages.py",
+        root / "handlers" / "charts.py",
+        root / "qr" / "poster.py",
+        root / "bot" / "desks.py",
+        root / "bot" / "ratings.py",
+    ]
+    keys = set()
+    for path in sources:
+        keys |= set(re.findall(r"""["']((?:desk|page|track|stats|poster|event)\.[a-z_.0-9]+)["']""", path.read_text()))
+    keys |= {f"desk.score.{n}" for n in (1, 2, 3)}
+    keys |= {f"page.{kind}.{part}" for kind in ("not_found", "expired", "too_many", "too_large", "bad_request")
+             for part in ("title", "text")}  # fmt: skip
+    keys -= {"desk.html", "page.html"}
+    assert len(keys) > 80
+    for locale in ("vi", "en"):
+        with (root / "bot" / "locale" / locale / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+            catalog = read_po(handle, locale=locale)
+        missing = sorted(key for key in keys if not (catalog.get(key) and catalog.get(key).string))
+        assert missing == [], (locale, missing)

@@ -37,8 +37,9 @@ class Rig:
 @pytest.fixture
 async def rig(ctx: Context) -> AsyncIterator[Rig]:
     async with FakeBotAPI(token=TOKEN) as fake:
-        settings = dataclasses.replace(ctx.settings, telegram_token=TOKEN, telegram_api_url=fake.url,
-                                       telegram_max_rate=0)
+        settings = dataclasses.replace(
+            ctx.settings, telegram_token=TOKEN, telegram_api_url=fake.url, telegram_max_rate=0
+        )
         ctx = dataclasses.replace(ctx, settings=settings)
         channel = TelegramChannel(ctx, Conversations(ctx))
         await channel.application.initialize()
@@ -53,8 +54,14 @@ async def _queue(ctx: Context, chats: list[int], per_chat: int = 1) -> None:
         for chat in chats:
             citizen = await citizen_for_chat(ctx, session, "telegram", str(chat))
             for index in range(per_chat):
-                enqueue(ctx, session, channel="telegram", recipient_kind="citizen", recipient_id=citizen.id,
-                        payload={"text": f"Tin nhắn {index} cho {chat}", "buttons": []})
+                enqueue(
+                    ctx,
+                    session,
+                    channel="telegram",
+                    recipient_kind="citizen",
+                    recipient_id=citizen.id,
+                    payload={"text": f"Tin nhắn {index} cho {chat}", "buttons": []},
+                )
 
 
 async def _drain(*dispatchers: Dispatcher, rounds: int = 50) -> None:
@@ -75,9 +82,12 @@ async def _pending(ctx: Context) -> int:
 async def test_two_dispatchers_deliver_each_message_exactly_once(rig: Rig) -> None:
     chats = list(range(9000, 9040))
     await _queue(rig.ctx, chats)
-    engine = create_engine(rig.ctx.engine.url.render_as_string(hide_password=False),
-                           schema=rig.ctx.engine.dialect.default_schema_name
-                           if rig.ctx.engine.url.get_backend_name() == "postgresql" else None)
+    engine = create_engine(
+        rig.ctx.engine.url.render_as_string(hide_password=False),
+        schema=rig.ctx.engine.dialect.default_schema_name
+        if rig.ctx.engine.url.get_backend_name() == "postgresql"
+        else None,
+    )
     second = dataclasses.replace(rig.ctx, engine=engine, sessions=make_session_factory(engine))
     try:
         await _drain(rig.dispatcher(), rig.dispatcher(second))
@@ -115,8 +125,9 @@ async def test_rate_limits_and_server_errors_are_retried_in_order(rig: Rig) -> N
 
 async def test_a_citizen_who_blocked_the_bot_is_shown_to_the_coordinator(rig: Rig) -> None:
     async with rig.ctx.sessions.begin() as session:
-        token = await create_invite(rig.ctx, session, unit_code="thanh_tra", role="coordinator",
-                                    valid_for=timedelta(days=1))
+        token = await create_invite(
+            rig.ctx, session, unit_code="thanh_tra", role="coordinator", valid_for=timedelta(days=1)
+        )
         await accept_invite(rig.ctx, session, token, telegram_user_id=9999, display_name="Điều phối", locale="vi")
     await _queue(rig.ctx, [9300])
     rig.fake.block_chat(9300)

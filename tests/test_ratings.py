@@ -86,3 +86,21 @@ async def test_comments_are_masked_and_attached_to_todays_rating(ctx: Context) -
         await _rate(ctx, desk, 4, "d2")
     with pytest.raises(ValidationError):
         await _rate(ctx, desk, 3, "d2", comment="x" * 1001)
+
+
+async def test_rating_from_a_chat_twice_the_same_day_counts_once(ctx: Context) -> None:
+    from bot.conversation import Conversations
+    from bot.dialog import Event
+    from qr.payload import sign_desk
+
+    desk = await _desk(ctx)
+    conversations = Conversations(ctx)
+    await conversations.handle(
+        "telegram", "77", Event(kind="command", command="start", args=sign_desk(ctx.keys, desk.code))
+    )
+    for score in ("3", "1"):
+        await conversations.handle("telegram", "77", Event(kind="button", payload="menu:rate"))
+        thanks = await conversations.handle("telegram", "77", Event(kind="button", payload=f"desk:{score}"))
+        assert "Cảm ơn bạn đã đánh giá" in str(thanks.replies)
+    rows = await _ratings(ctx)
+    assert [(r.desk_code, r.score) for r in rows] == [(desk.code, 1)]

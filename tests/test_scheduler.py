@@ -12,23 +12,28 @@ from bot import officials, scheduler
 from bot.context import Context
 from bot.intake import Draft, submit_item
 from bot.tickets import accept_item, lock_item
-from models.tables import AuditEvent, Clock, Official, Outbox
 from models.db import create_engine, make_session_factory
+from models.tables import AuditEvent, Clock, Official, Outbox
 from tests.conftest import TestClock
 
 
 async def _official(ctx: Context, unit: str, role: str, user_id: int) -> Official:
     async with ctx.sessions.begin() as session:
         token = await officials.create_invite(ctx, session, unit_code=unit, role=role, valid_for=timedelta(days=1))
-        return await officials.accept_invite(ctx, session, token, telegram_user_id=user_id, display_name="x",
-                                             locale="vi")
+        return await officials.accept_invite(
+            ctx, session, token, telegram_user_id=user_id, display_name="x", locale="vi"
+        )
 
 
 async def _texts(ctx: Context, official: Official) -> list[str]:
     async with ctx.sessions() as session:
-        rows = (await session.execute(select(Outbox).where(Outbox.recipient_kind == "official",
-                                                           Outbox.recipient_id == official.id)
-                                      .order_by(Outbox.id))).scalars()
+        rows = (
+            await session.execute(
+                select(Outbox)
+                .where(Outbox.recipient_kind == "official", Outbox.recipient_id == official.id)
+                .order_by(Outbox.id)
+            )
+        ).scalars()
         return [row.payload["text"] for row in rows if "📋" not in row.payload["text"]]
 
 
@@ -37,8 +42,12 @@ async def test_alarms_ring_on_working_days_across_tet(ctx: Context, clock: TestC
     head = await _official(ctx, "ubnd_xa_muong_phang", "head", 2)
     inspector = await _official(ctx, "thanh_tra", "head", 3)
     clock.set_local(2026, 2, 3, 10)  # Tuesday 03/02/2026
-    draft = Draft(type="phan_anh", category="dat_dai", commune_code="3325",
-                  description="Mương thủy lợi bản Nà Nhạn bị bồi lấp, nước không về ruộng được.")
+    draft = Draft(
+        type="phan_anh",
+        category="dat_dai",
+        commune_code="3325",
+        description="Mương thủy lợi bản Nà Nhạn bị bồi lấp, nước không về ruộng được.",
+    )
     async with ctx.sessions.begin() as session:
         result = await submit_item(ctx, session, draft, channel="web", channel_id="s")
     # Ten working days after Tue 03/02, skipping the weekend and Tết (16–20/02): accept by Tue 24/02.
@@ -66,15 +75,23 @@ async def test_alarms_ring_on_working_days_across_tet(ctx: Context, clock: TestC
         actions = [e.action for e in (await session.execute(select(AuditEvent).order_by(AuditEvent.id))).scalars()]
         accept_clock = (await session.execute(select(Clock).where(Clock.kind == "accept"))).scalar_one()
     assert [a for a in actions if a in ("reminder", "overdue", "escalation")] == [
-        "reminder", "reminder", "overdue", "escalation"]
+        "reminder",
+        "reminder",
+        "overdue",
+        "escalation",
+    ]
     assert accept_clock.next_due_at is None and accept_clock.escalated
 
 
 async def test_an_accepted_item_stops_its_accept_alarms(ctx: Context, clock: TestClock) -> None:
     officer = await _official(ctx, "ubnd_xa_muong_phang", "officer", 1)
     clock.set_local(2026, 3, 6, 16)  # Friday
-    draft = Draft(type="gop_y", category="dat_dai", commune_code="3325",
-                  description="Đề nghị xã công khai quy hoạch sử dụng đất tại nhà văn hóa các bản.")
+    draft = Draft(
+        type="gop_y",
+        category="dat_dai",
+        commune_code="3325",
+        description="Đề nghị xã công khai quy hoạch sử dụng đất tại nhà văn hóa các bản.",
+    )
     async with ctx.sessions.begin() as session:
         item = (await submit_item(ctx, session, draft, channel="web", channel_id="s")).item
         await accept_item(ctx, session, await lock_item(session, item.id), actor="official:1")
@@ -86,8 +103,12 @@ async def test_an_accepted_item_stops_its_accept_alarms(ctx: Context, clock: Tes
 async def test_after_a_long_stop_only_the_most_serious_alarm_is_sent(ctx: Context, clock: TestClock) -> None:
     officer = await _official(ctx, "ubnd_xa_muong_phang", "officer", 1)
     clock.set_local(2026, 2, 3, 10)
-    draft = Draft(type="kien_nghi", category="dat_dai", commune_code="3325",
-                  description="Đề nghị làm rõ ranh giới đất giữa hai bản Nà Nhạn và Pá Khoang.")
+    draft = Draft(
+        type="kien_nghi",
+        category="dat_dai",
+        commune_code="3325",
+        description="Đề nghị làm rõ ranh giới đất giữa hai bản Nà Nhạn và Pá Khoang.",
+    )
     async with ctx.sessions.begin() as session:
         await submit_item(ctx, session, draft, channel="web", channel_id="s")
     clock.set_local(2026, 2, 25, 9)  # the server was down from before the first reminder until after the deadline
@@ -101,13 +122,18 @@ async def test_two_processes_ring_each_alarm_once(ctx: Context, clock: TestClock
     clock.set_local(2026, 2, 3, 10)
     async with ctx.sessions.begin() as session:
         for index in range(30):
-            draft = Draft(type="phan_anh", category="dat_dai", commune_code="3325",
-                          description=f"Phản ánh số {index}: đường vào bản Nà Nhạn bị sạt lở sau mưa lớn.")
+            draft = Draft(
+                type="phan_anh",
+                category="dat_dai",
+                commune_code="3325",
+                description=f"Phản ánh số {index}: đường vào bản Nà Nhạn bị sạt lở sau mưa lớn.",
+            )
             await submit_item(ctx, session, draft, channel="web", channel_id=f"s{index}")
     clock.set_local(2026, 2, 13, 8, 30)
-    engine = create_engine(ctx.engine.url.render_as_string(hide_password=False),
-                           schema=ctx.engine.dialect.default_schema_name
-                           if ctx.engine.url.get_backend_name() == "postgresql" else None)
+    engine = create_engine(
+        ctx.engine.url.render_as_string(hide_password=False),
+        schema=ctx.engine.dialect.default_schema_name if ctx.engine.url.get_backend_name() == "postgresql" else None,
+    )
     other = dataclasses.replace(ctx, engine=engine, sessions=make_session_factory(engine))
     try:
         results = await asyncio.gather(*(scheduler.tick(process, limit=7) for process in (ctx, other) * 4))

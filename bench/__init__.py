@@ -1,0 +1,1 @@
+"""Benchmarks (not part of the test run); see docs/PERFORMANCE.md for the commands and the figures."""

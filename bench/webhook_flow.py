@@ -1,0 +1,213 @@
+"""Full-flow webhook benchmark: N simulated citizens each file a whole anonymous phản ánh through
+``POST /telegram/webhook`` of a real ``pakn serve`` process, and the same harness against a stock
+python-telegram-bot echo bot (bench/echo_bot.py) with the same number of updates, in the same run.
+
+Each citizen sends the 12 updates of the flow (/start, menu, type, category, commune, skip location, not about
+conduct, description, done, no attachments, anonymous, send) one after the other, each once the previous one is
+fully answered; ``--concurrency`` citizens are in flight at once. This process plays Telegram: it POSTs the
+updates and it is the fake Bot API the replies go to (``--delay-ms`` before each answer mimics Telegram's round
+trip). Reported per server: updates/s, items/s, latency from the update's POST to its last reply reaching the
+fake API (p50/p90/p99/max), and the server's CPU time per update from /proc/<pid>/stat. The receipt that
+follows "send" goes through the outbox, so its latency includes the dispatcher.
+
+Examples::
+
+    python bench/webhook_flow.py                          # SQLite and the echo baseline, 1,000 citizens
+    python bench/webhook_flow.py --database-url sqlite \\
+        --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/postgres --delay-ms 50
+    python bench/webhook_flow.py -n 300 --profile /tmp/prof   # py-spy profile of each server
+
+A PostgreSQL URL names the server (and a database to connect to for CREATE DATABASE): every run gets a
+fresh database, migrated with ``pakn db upgrade`` and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.harness import (  # noqa: E402
+    CITIZEN_SCRIPT,
+    FIRST_CHAT,
+    ArrivalFake,
+    Driver,
+    RunResult,
+    create_database,
+    display_url,
+    drop_database,
+    echo_script,
+    machine,
+    measure,
+    print_costs,
+    print_table,
+    start_echo,
+    start_pakn,
+    top_costs,
+    workdir,
+)
+
+COLUMNS = (
+    ("target", "server"),
+    ("database", "database"),
+    ("citizens", "users"),
+    ("updates", "updates"),
+    ("seconds", "s"),
+    ("updates_per_s", "updates/s"),
+    ("items_per_s", "items/s"),
+    ("p50_ms", "p50 ms"),
+    ("p99_ms", "p99 ms"),
+    ("max_ms", "max ms"),
+    ("cpu_ms_per_update", "CPU ms/update"),
+    ("server_rss_mb", "RSS MB"),
+    ("harness_cpu_s", "harness CPU s"),
+)
+
+
+async def run(args: argparse.Namespace) -> list[RunResult]:
+    results: list[RunResult] = []
+    fake = ArrivalFake(delay=args.delay_ms / 1000.0)
+    await fake.start()
+    profile_dir: Path | None = Path(args.profile) if args.profile else None
+    if profile_dir is not None:
+        profile_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with workdir(keep=args.keep) as root:
+            for index, database in enumerate(args.database_url or ["sqlite"]):
+                fresh = ""
+                if database != "sqlite":
+                    fresh = await create_database(database)
+                try:
+                    directory = root / f"run{index}"
+                    directory.mkdir()
+                    server = await start_pakn(fake, directory, fresh)
+                    try:
+                        async with Driver(fake, fake.webhook_url or "", timeout=args.timeout) as driver:
+                            result = await measure(
+                                target="pakn",
+                                database=display_url(database).rsplit("/", 1)[0] if fresh else "sqlite",
+                                server=server,
+                                driver=driver,
+                                script=CITIZEN_SCRIPT,
+                                citizens=args.citizens,
+                                concurrency=args.concurrency,
+                                max_seconds=args.max_seconds,
+                                first_chat=FIRST_CHAT + index * 10_000_000,
+                                counts_items=True,
+                                profile=profile_dir / f"pakn-{index}.txt" if profile_dir else None,
+                            )
+                    finally:
+                        server.stop()
+                finally:
+                    if fresh:
+                        await drop_database(fresh)
+                result.database = "postgresql" if fresh else "sqlite"
+                results.append(result)
+                _report(result, profile_dir / f"pakn-{index}.txt" if profile_dir else None)
+            if not args.no_echo:
+                directory = root / "echo"
+                directory.mkdir()
+                server = await start_echo(fake, directory, concurrent_updates=args.echo_concurrent_updates)
+                try:
+                    async with Driver(fake, fake.webhook_url or "", timeout=args.timeout) as driver:
+                        result = await measure(
+                            target="ptb-echo",
+                            database="-",
+                            server=server,
+                            driver=driver,
+                            script=echo_script(len(CITIZEN_SCRIPT)),
+                            citizens=args.citizens,
+                            concurrency=args.concurrency,
+                            max_seconds=args.max_seconds,
+                            first_chat=FIRST_CHAT + 90_000_000,
+                            counts_items=False,
+                            profile=profile_dir / "echo.txt" if profile_dir else None,
+                        )
+                finally:
+                    server.stop()
+                results.append(result)
+                _report(result, profile_dir / "echo.txt" if profile_dir else None)
+    finally:
+        await fake.stop()
+    return results
+
+
+def _report(result: RunResult, profile: Path | None) -> None:
+    print(
+        f"{result.target} ({result.database}): {result.updates} updates in {result.seconds:.1f} s, "
+        f"{result.updates_per_s:.0f} updates/s, p99 {result.p99_ms:.0f} ms, "
+        f"{result.cpu_ms_per_update:.2f} ms CPU/update",
+        flush=True,
+    )
+    if profile is not None and profile.exists():
+        costs = top_costs(profile)
+        result.extra["profile"] = costs
+        print_costs(f"py-spy profile of {result.target} ({result.database}), {profile}", costs)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python bench/webhook_flow.py",
+        description=__doc__.split("\n\n")[0],
+        epilog="Loopback only. Bounded by --citizens and --max-seconds per server.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-n", "--citizens", type=int, default=1000, help="citizens per server (default 1000)")
+    parser.add_argument("-c", "--concurrency", type=int, default=50, help="citizens in flight at once (default 50)")
+    parser.add_argument("--delay-ms", type=float, default=0.0, help="fake Bot API delay before each answer")
+    parser.add_argument(
+        "--database-url",
+        action="append",
+        metavar="URL",
+        help="'sqlite' (default) or a PostgreSQL server URL (a fresh database is created per run); repeatable",
+    )
+    parser.add_argument("--no-echo", action="store_true", help="skip the PTB echo baseline")
+    parser.add_argument(
+        "--echo-concurrent-updates", type=int, default=256, help="the echo bot's concurrent_updates (0: one at a time)"
+    )
+    parser.add_argument("--max-seconds", type=float, default=300.0, help="stop starting new citizens after this")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for one update's reply")
+    parser.add_argument("--profile", metavar="DIR", help="py-spy record each server into DIR (needs py-spy)")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--keep", action="store_true", help="keep the servers' data directories and logs")
+    args = parser.parse_args(argv)
+    if args.citizens < 1 or args.concurrency < 1:
+        parser.error("--citizens and --concurrency must be at least 1")
+
+    results = asyncio.run(run(args))
+    info = machine()
+    print(f"\nmachine: {info['nproc']} × {info['cpu']}, Python {info['python']}, {info['date']}")
+    print(f"{args.citizens} citizens, concurrency {args.concurrency}, fake API delay {args.delay_ms:g} ms\n")
+    print_table([r.as_dict() for r in results], COLUMNS)
+    echo = next((r for r in results if r.target == "ptb-echo"), None)
+    ratios = {}
+    if echo is not None:
+        print()
+        for result in results:
+            if result is echo:
+                continue
+            throughput = result.updates_per_s / echo.updates_per_s
+            cpu = echo.cpu_ms_per_update / result.cpu_ms_per_update
+            ratios[result.database] = {"throughput": round(throughput, 2), "cpu": round(cpu, 2)}
+            print(
+                f"pakn ({result.database}) / PTB echo: {throughput:.2f}× the updates/s, "
+                f"{cpu:.2f}× less CPU per update"
+            )
+    if args.json:
+        document = {
+            "machine": info,
+            "command": " ".join(sys.argv),
+            "results": [r.as_dict() for r in results],
+            "ratios": ratios,
+        }
+        Path(args.json).write_text(json.dumps(document, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
