@@ -487,7 +487,8 @@ async def measure(
     fake = driver.fake
     replies = await driver.calibrate(first_chat, script)
     chats = range(first_chat + 1, first_chat + 1 + citizens)
-    profiler = Profiler(server.pid, profile) if profile is not None else None
+    extra = os.environ.get("PAKN_BENCH_PYSPY", "").split()
+    profiler = Profiler(server.pid, profile, extra=extra) if profile is not None else None
     calls_before = Counter(fake.method_counts)
     cpu_before, harness_before = cpu_seconds(server.pid), time.process_time()
     started = time.perf_counter()
@@ -537,12 +538,12 @@ async def measure(
 class Profiler:
     """``py-spy record`` of a running process into a collapsed-stack file (needs py-spy: the ``bench`` extra)."""
 
-    def __init__(self, pid: int, out: Path, rate: int = 250) -> None:
+    def __init__(self, pid: int, out: Path, rate: int = 250, extra: Sequence[str] = ()) -> None:
         self.out = out
         executable = Path(sys.executable).with_name("py-spy")
         command = str(executable) if executable.exists() else "py-spy"
         self.process = subprocess.Popen(
-            [command, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--output", str(out)],
+            [command, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--output", str(out), *extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

@@ -17,6 +17,7 @@ from bot import scheduler
 from bot.calendar import WorkingCalendar
 from bot.context import Context
 from bot.conversation import Conversations
+from bot.housekeeping import run_housekeeping
 from bot.outbox import Dispatcher, Sender
 from bot.privacy import Vault, load_keys
 from bot.units import sync_units
@@ -74,7 +75,7 @@ async def prepare_database(ctx: Context, *, migrate: bool) -> None:
 
 def periodic_jobs() -> list[Callable[[Context], Awaitable[object]]]:
     """Work the scheduler runs on every tick besides deadline alarms."""
-    return []
+    return [run_housekeeping]
 
 
 async def serve(settings: Settings) -> None:

@@ -271,8 +271,6 @@ _D = rf"(?:{_SEP}?\d)"
 # National significant number (after 0 or 84): landline 2xx + 7–8 digits (10 in all), mobile 9 digits
 # (03x, 05x, 07x, 08x, 09x), and old 11-digit mobiles (01x) that people still write.
 _NATIONAL = rf"(?:[35789]{_D}{{8}}|[12]{_D}{{9}})"
-
-
 _PHONE_RE = re.compile(
     rf"""
     (?<!\d)
@@ -336,8 +334,8 @@ def _mask_phones(text: str) -> str:
         if (
             any(start < d_end and d_start < end for d_start, d_end in dates)
             or any(a_start < start < a_end or a_start < end < a_end for a_start, a_end in amounts)
-            or ((start, end) in amounts and _CURRENCY_RE.match(text, end))
-        ):  # "84.561.247.799 triệu"
+            or ((start, end) in amounts and _CURRENCY_RE.match(text, end))  # "84.561.247.799 triệu"
+        ):
             search_from = start + 1  # try the same text again from the next character
             continue
         parts += [text[done:start], PHONE_MARK]
@@ -346,13 +344,26 @@ def _mask_phones(text: str) -> str:
     return "".join(parts)
 
 
+def _fold_char(char: str) -> str:
+    if "\uff01" <= char <= "\uff5e":  # full-width forms from CJK keyboards: "０９１２", "＋８４"
+        return chr(ord(char) - 0xFEE0)
+    if char.isdecimal() and not char.isascii():
+        return str(unicodedata.decimal(char))
+    return char
+
+
+def _fold_digits(text: str) -> str:
+    """Digits in any script, and full-width punctuation, as ASCII, so no phone hides in other forms."""
+    return text if text.isascii() else "".join(_fold_char(char) for char in text)
+
+
 def mask_text(text: str) -> str:
     """Mask phone numbers, ID-card numbers and e-mail addresses before a unit sees the text.
 
     Dates, money with separators, years and short numbers (house numbers, "tổ 5") are kept: the unit
     needs them to act. When in doubt about a phone number, mask it.
     """
-    text = _EMAIL_RE.sub(EMAIL_MARK, text)
+    text = _EMAIL_RE.sub(EMAIL_MARK, _fold_digits(text))
     text = _mask_phones(text)
     return _ID_RE.sub(_mask_id, text)
 

@@ -195,7 +195,7 @@ async def test_done_when_an_administrator_prints_a_poster_and_a_phone_opens_it(t
     (symbol,) = zxingcpp.read_barcodes(Image.open(poster))
     url = symbol.text  # what a phone camera reads
     assert url.startswith(f"http://127.0.0.1:{port}/d/d1_")
-    subprocess.run(["pdftoppm", "-r", "60", "-png", "-singlefile", str(tmp_path / poster.with_suffix(".pdf").name),
+    subprocess.run(["pdftoppm", "-r", "100", "-png", "-singlefile", str(tmp_path / poster.with_suffix(".pdf").name),
                     str(SHOTS / "poster-a5")], check=True)  # fmt: skip
 
     ctx = await build_context(load_settings(env))

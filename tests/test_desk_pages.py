@@ -258,7 +258,7 @@ def test_every_public_page_string_is_in_both_catalogs() -> None:
     keys |= {f"desk.score.{n}" for n in (1, 2, 3)}
     keys |= {f"page.{kind}.{part}" for kind in ("not_found", "expired", "too_many", "too_large", "bad_request")
              for part in ("title", "text")}  # fmt: skip
-    keys -= {"desk.html", "page.html"}
+    keys = {key for key in keys if not key.endswith((".", ".html"))}
     assert len(keys) > 80
     for locale in ("vi", "en"):
         with (root / "bot" / "locale" / locale / "LC_MESSAGES" / "messages.po").open("rb") as handle:

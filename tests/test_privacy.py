@@ -531,6 +531,16 @@ def test_normalise_text_keeps_emoji_sequences() -> None:
     assert normalise_text(f" nhà tôi {family} ") == f"nhà tôi {family}"
 
 
+def test_full_width_and_other_script_digits_are_masked() -> None:
+    assert (
+        mask_text("SĐT ０９１２ ３４５ ６７８ hoặc ＋８４ ９８７ ６５４ ３２１")
+        == f"SĐT {PHONE_MARK} hoặc {PHONE_MARK}"
+    )
+    assert (
+        mask_text("CCCD \u0660\u0661\u0661\u0662\u0660\u0663\u0660\u0661\u0662\u0663\u0664\u0665") == f"CCCD {ID_MARK}"
+    )
+
+
 def test_hidden_characters_cannot_smuggle_a_phone_past_masking() -> None:
     text = "SĐT 0912\u200b345\u2060678"
     assert mask_text(normalise_text(text)) == f"SĐT {PHONE_MARK}"

@@ -1,0 +1,46 @@
+"""Identity is forgotten when its retention period ends; nothing else is."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from bot import audit
+from bot.context import Context
+from bot.housekeeping import run_housekeeping
+from bot.intake import Draft, submit_item
+from bot.tickets import answer_item, lock_item, rate_item
+from models.tables import Citizen
+from tests.conftest import TestClock
+
+
+async def test_identity_is_purged_after_the_retention_period(ctx: Context, clock: TestClock) -> None:
+    draft = Draft(
+        type="khieu_nai",
+        category="dat_dai",
+        commune_code="3325",
+        anonymous=False,
+        consent=True,
+        name="Lò Văn Bình",
+        phone="0912345678",
+        description="Quyết định thu hồi đất số 15 của xã không đúng diện tích thực tế.",
+    )
+    async with ctx.sessions.begin() as session:
+        settled = (await submit_item(ctx, session, draft, channel="web", channel_id="a")).item
+        open_item = (await submit_item(ctx, session, draft, channel="web", channel_id="b")).item
+        item = await lock_item(session, settled.id)
+        await answer_item(ctx, session, item, actor="official:1", text="Xã đã đo đạc lại và điều chỉnh quyết định.")
+        await rate_item(ctx, session, item, rating=4)
+    days = ctx.province.scheduler.identity_retention_days
+    clock.advance(days=days - 1)
+    assert (await run_housekeeping(ctx)).identities == 0
+    clock.advance(days=2)
+    purged = await run_housekeeping(ctx)
+    assert purged.identities == 1
+    async with ctx.sessions() as session:
+        settled_citizen = await session.get(Citizen, settled.citizen_id)
+        open_citizen = await session.get(Citizen, open_item.citizen_id)
+        assert settled_citizen is not None and settled_citizen.enc_phone is None and settled_citizen.enc_name is None
+        assert open_citizen is not None and open_citizen.enc_phone is not None, "an open item keeps its identity"
+        assert (await audit.verify(session)).ok
+        assert len((await session.execute(select(Citizen))).scalars().all()) == 2
+    assert (await run_housekeeping(ctx)).identities == 0
