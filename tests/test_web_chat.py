@@ -189,3 +189,38 @@ async def test_concurrent_messages_from_one_chat_are_serialised(web_url: str) ->
         await chat.press("Bỏ qua")
         summary = await chat.press("ẩn danh")
     assert all(part in summary for part in parts)
+
+
+async def test_a_desk_qr_code_prefills_the_chat_and_a_forged_one_is_refused_politely(
+    ctx: Context, web_url: str
+) -> None:
+    from sqlalchemy import select
+
+    from models.tables import Desk, DeskRating
+    from qr.payload import sign_desk
+
+    async with ctx.sessions.begin() as session:
+        session.add(
+            Desk(
+                code="mp-mot-cua",
+                unit_code="ubnd_xa_muong_phang",
+                commune_code="3325",
+                name="Bộ phận một cửa UBND xã Mường Phăng",
+            )
+        )
+    payload = sign_desk(ctx.keys, "mp-mot-cua")
+    async with WebChat(web_url) as chat:
+        text = await chat.open(desk=payload[:-1] + ("A" if payload[-1] != "A" else "B"))
+        assert "Mã QR này không hợp lệ" in text and "⭐ Đánh giá phục vụ" not in chat.labels
+        text = await chat.open(desk=payload)
+        assert "Bạn đang ở Bộ phận một cửa UBND xã Mường Phăng — UBND Xã Mường Phăng" in text
+        await chat.press("Đánh giá phục vụ")
+        thanks = await chat.press("Hài lòng")
+        assert "Cảm ơn bạn đã đánh giá!" in thanks
+        await chat.press("Gửi phản ánh")
+        await chat.press("Góp ý")
+        text = await chat.press("Thủ tục hành chính")
+        assert "Bạn có thể gửi vị trí" in text, "the commune comes from the desk"
+    async with ctx.sessions() as session:
+        ratings = (await session.execute(select(DeskRating))).scalars().all()
+    assert [(r.desk_code, r.score) for r in ratings] == [("mp-mot-cua", 3)]
