@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -64,6 +65,7 @@ DESK_SCORES = ((1, 15), (2, 25), (3, 60))
 class BenchResult:
     backend: str
     items: int
+    database: str = ""
     clocks: int = 0
     events: int = 0
     desk_ratings: int = 0
@@ -383,11 +385,11 @@ async def run(
     calendar = WorkingCalendar(province.calendar)
     temporary = None
     if database_url is None:
-        temporary = tempfile.TemporaryDirectory(prefix="pakn-bench-")
-        database_url = f"sqlite+aiosqlite:///{Path(temporary.name) / 'bench.db'}"
+        temporary = Path(tempfile.mkdtemp(prefix="pakn-digest-bench-"))
+        database_url = f"sqlite+aiosqlite:///{temporary / 'bench.db'}"
     url = normalise_database_url(database_url)
     backend = make_url(url).get_backend_name()
-    result = BenchResult(backend=backend, items=items)
+    result = BenchResult(backend=backend, items=items, database=make_url(url).render_as_string(hide_password=True))
     pg_schema = schema if backend == "postgresql" else None
     if pg_schema:
         admin = create_engine(url)
@@ -456,7 +458,7 @@ async def run(
                 await connection.execute(text(f'DROP SCHEMA IF EXISTS "{pg_schema}" CASCADE'))
             await admin.dispose()
         if temporary is not None and not keep:
-            temporary.cleanup()
+            shutil.rmtree(temporary, ignore_errors=True)
     return result
 
 
@@ -476,7 +478,7 @@ async def _render_everything(ctx: Context, province: Any) -> float:
 def describe(result: BenchResult) -> str:
     digest = result.digest_seconds
     lines = [
-        f"backend:        {result.backend}",
+        f"database:       {result.database}",
         f"machine:        {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
         f"rows:           {result.items:,} items, {result.clocks:,} clocks, {result.events:,} audit events, "
         f"{result.desk_ratings:,} desk ratings",

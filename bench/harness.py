@@ -584,7 +584,7 @@ def top_costs(collapsed: Path, limit: int = 15) -> dict[str, list[tuple[str, flo
         if not stack or not count_text.isdigit():
             continue
         count = int(count_text)
-        frames = [_frame_key(frame) for frame in stack.split(";")[1:]]  # the first is the thread
+        frames = [_frame_key(frame) for frame in stack.split(";") if not frame.startswith(("thread (", "process "))]
         if not frames:
             continue
         samples += count

@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Integer, and_, case, cast, column, distinct, func, or_, select, values
+from sqlalchemy import Date, Integer, and_, case, cast, column, func, or_, select, values
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
@@ -440,28 +440,33 @@ async def _answered(ctx: Context, session: AsyncSession, window: _Window, unit_f
 async def _response_times(
     ctx: Context, session: AsyncSession, window: _Window, unit_filter: list[Any], cal: CTE, get: Any
 ) -> None:
-    received, accepted, answered = cal.alias("cal_r"), cal.alias("cal_a"), cal.alias("cal_n")
-    accepted_in = and_(Item.accepted_at >= window.start, Item.accepted_at < window.end)
-    answered_in = and_(Item.answered_at >= window.start, Item.answered_at < window.end)
-    query = (
-        select(
-            Item.unit_code,
-            func.sum(case((accepted_in, accepted.c.n - received.c.n))),
-            func.count(case((accepted_in, 1))),
-            func.sum(case((answered_in, answered.c.n - received.c.n))),
-            func.count(case((answered_in, 1))),
+    """Working days from receipt to acceptance and to the answer. The items of the week are first counted per
+    (unit, day received, day accepted) — a few hundred pairs — and only those pairs meet the calendar table."""
+    for moment, attribute in ((Item.accepted_at, "to_response"), (Item.answered_at, "to_answer")):
+        days = (
+            select(
+                Item.unit_code.label("unit_code"),
+                local_date(ctx, Item.received_at, window.start).label("received"),
+                local_date(ctx, moment, window.start).label("reached"),
+            )
+            .where(moment >= window.start, moment < window.end, *unit_filter)
+            .subquery()
         )
-        .select_from(Item)
-        .join(received, received.c.day == local_date(ctx, Item.received_at, window.start))
-        .outerjoin(accepted, accepted.c.day == local_date(ctx, Item.accepted_at, window.start))
-        .outerjoin(answered, answered.c.day == local_date(ctx, Item.answered_at, window.start))
-        .where(or_(accepted_in, answered_in), *unit_filter)
-        .group_by(Item.unit_code)
-    )
-    for unit_code, response_days, responses, answer_days, answers in await session.execute(query):
-        digest = get(unit_code)
-        digest.to_response = Mean(float(response_days or 0), responses)
-        digest.to_answer = Mean(float(answer_days or 0), answers)
+        pairs = (
+            select(days.c.unit_code, days.c.received, days.c.reached, func.count().label("items"))
+            .group_by(days.c.unit_code, days.c.received, days.c.reached)
+            .subquery()
+        )
+        received, reached = cal.alias("cal_r"), cal.alias("cal_x")
+        query = (
+            select(pairs.c.unit_code, func.sum((reached.c.n - received.c.n) * pairs.c.items), func.sum(pairs.c.items))
+            .select_from(pairs)
+            .join(received, received.c.day == pairs.c.received)
+            .join(reached, reached.c.day == pairs.c.reached)
+            .group_by(pairs.c.unit_code)
+        )
+        for unit_code, total_days, count in await session.execute(query):
+            setattr(get(unit_code), attribute, Mean(float(total_days or 0), int(count or 0)))
 
 
 async def _settled_clocks(
@@ -501,19 +506,31 @@ async def _settled_clocks(
 
 
 def overdue_at_end(ctx: Context, window_end: datetime, cutoff_day: date, unit_filter: list[Any]) -> Any:
-    """Items overdue and open when the week ended: (item_id, earliest missed due day)."""
+    """Items open and overdue when the week ended, with the earliest due day they missed.
+
+    Driven from the clocks not met by then (``met_at`` index): a due day before the cutoff implies the item was
+    received before it, so the items table is only looked up by key.
+    """
     return (
-        select(Clock.item_id.label("item_id"), func.min(Clock.due_date).label("due"))
+        select(
+            Item.id.label("item_id"),
+            Item.unit_code.label("unit_code"),
+            Item.receipt_code.label("receipt_code"),
+            Item.type.label("type"),
+            Item.category.label("category"),
+            Item.status.label("status"),
+            Item.received_at.label("received_at"),
+            func.min(Clock.due_date).label("due"),
+        )
         .select_from(Clock)
         .join(Item, Item.id == Clock.item_id)
         .where(
-            Clock.due_date < cutoff_day,
             or_(Clock.met_at.is_(None), Clock.met_at >= window_end),
-            Item.received_at < window_end,
+            Clock.due_date < cutoff_day,
             Item.paused.is_(False),
             *unit_filter,
         )
-        .group_by(Clock.item_id)
+        .group_by(Item.id)
         .subquery("overdue")
     )
 
@@ -524,42 +541,32 @@ async def _overdue(
     """How many items are open and overdue per unit, and the ``OVERDUE_LIST`` oldest of each (window functions)."""
     overdue = overdue_at_end(ctx, window.end, window.week.next_monday, unit_filter)
     as_of_number = await _working_day_number(session, cal, window.as_of)
-    ranked = (
-        select(
-            Item.unit_code,
-            Item.receipt_code,
-            Item.type,
-            Item.category,
-            Item.status,
-            Item.received_at,
-            overdue.c.due,
-            cal.c.n,
-            func.row_number()
-            .over(partition_by=Item.unit_code, order_by=(overdue.c.due, Item.received_at, Item.id))
-            .label("rank"),
-            func.count().over(partition_by=Item.unit_code).label("total"),
-        )
-        .select_from(overdue)
-        .join(Item, Item.id == overdue.c.item_id)
-        .outerjoin(cal, cal.c.day == overdue.c.due)
-        .subquery()
-    )
+    ranked = select(
+        overdue,
+        func.row_number()
+        .over(partition_by=overdue.c.unit_code, order_by=(overdue.c.due, overdue.c.received_at, overdue.c.item_id))
+        .label("rank"),
+        func.count().over(partition_by=overdue.c.unit_code).label("total"),
+    ).subquery("ranked")
     rows = await session.execute(
-        select(ranked).where(ranked.c.rank <= OVERDUE_LIST).order_by(ranked.c.unit_code, ranked.c.rank)
+        select(ranked, cal.c.n)
+        .outerjoin(cal, cal.c.day == ranked.c.due)
+        .where(ranked.c.rank <= OVERDUE_LIST)
+        .order_by(ranked.c.unit_code, ranked.c.rank)
     )
-    for unit_code, receipt, type_code, category, status, received_at, due, due_number, _rank, total in rows:
-        digest = get(unit_code)
-        digest.overdue_count = total
+    for row in rows.mappings():
+        digest = get(row["unit_code"])
+        digest.overdue_count = row["total"]
         digest.overdue.append(
             OverdueItem(
-                receipt_code=receipt,
-                unit_code=unit_code,
-                type=type_code,
-                category=category,
-                status=status,
-                received_at=received_at,
-                due_date=due,
-                days_overdue=as_of_number - (due_number or 0),
+                receipt_code=row["receipt_code"],
+                unit_code=row["unit_code"],
+                type=row["type"],
+                category=row["category"],
+                status=row["status"],
+                received_at=row["received_at"],
+                due_date=_as_date(row["due"]),  # type: ignore[arg-type]
+                days_overdue=as_of_number - (row["n"] or 0),
             )
         )
 
@@ -571,31 +578,31 @@ async def _working_day_number(session: AsyncSession, cal: CTE, day: date) -> int
 async def _overdue_history(
     ctx: Context, session: AsyncSession, window: _Window, unit_filter: list[Any], get: Any
 ) -> None:
-    """Open overdue items at the end of each history week, one conditional COUNT(DISTINCT) per week."""
-    columns = []
-    for point, end in zip(window.history, window.history_ends, strict=True):
-        condition = and_(
-            Clock.due_date < point.next_monday,
-            or_(Clock.met_at.is_(None), Clock.met_at >= end),
-            Item.received_at < end,
-        )
-        columns.append(func.count(distinct(case((condition, Clock.item_id)))))
-    query = (
-        select(Item.unit_code, *columns)
+    """Open overdue items at the end of each history week: one flag per week per item, then summed per unit."""
+    flags = []
+    for index, (point, end) in enumerate(zip(window.history, window.history_ends, strict=True)):
+        condition = and_(Clock.due_date < point.next_monday, or_(Clock.met_at.is_(None), Clock.met_at >= end))
+        flags.append(func.max(case((condition, 1), else_=0)).label(f"w{index}"))
+    per_item = (
+        select(Item.unit_code.label("unit_code"), *flags)
         .select_from(Clock)
         .join(Item, Item.id == Clock.item_id)
         .where(
-            Clock.due_date < window.week.next_monday,
             or_(Clock.met_at.is_(None), Clock.met_at >= window.history_ends[0]),
+            Clock.due_date < window.week.next_monday,
             Item.paused.is_(False),
             *unit_filter,
         )
-        .group_by(Item.unit_code)
+        .group_by(Item.id)
+        .subquery()
     )
+    query = select(
+        per_item.c.unit_code, *(func.sum(per_item.c[f"w{index}"]) for index in range(len(window.history)))
+    ).group_by(per_item.c.unit_code)
     for unit_code, *counts in await session.execute(query):
         digest = get(unit_code)
         for point, count in zip(digest.history, counts, strict=True):
-            point.overdue = count
+            point.overdue = int(count or 0)
 
 
 async def _audit_figures(
@@ -832,24 +839,22 @@ async def overdue_items(ctx: Context, session: AsyncSession, week: IsoWeek, unit
     cal = calendar_table(ctx, first - timedelta(days=1), window.as_of)
     as_of_number = await _working_day_number(session, cal, window.as_of)
     rows = await session.execute(
-        select(
-            Item.receipt_code,
-            Item.unit_code,
-            Item.type,
-            Item.category,
-            Item.status,
-            Item.received_at,
-            overdue.c.due,
-            cal.c.n,
-        )
-        .select_from(overdue)
-        .join(Item, Item.id == overdue.c.item_id)
+        select(overdue, cal.c.n)
         .outerjoin(cal, cal.c.day == overdue.c.due)
-        .order_by(overdue.c.due, Item.received_at, Item.id)
+        .order_by(overdue.c.due, overdue.c.received_at, overdue.c.item_id)
     )
     return [
-        OverdueItem(code, unit, type_code, category, status, received, due, as_of_number - (number or 0))
-        for code, unit, type_code, category, status, received, due, number in rows
+        OverdueItem(
+            receipt_code=row["receipt_code"],
+            unit_code=row["unit_code"],
+            type=row["type"],
+            category=row["category"],
+            status=row["status"],
+            received_at=row["received_at"],
+            due_date=_as_date(row["due"]),  # type: ignore[arg-type]
+            days_overdue=as_of_number - (row["n"] or 0),
+        )
+        for row in rows.mappings()
     ]
 
 

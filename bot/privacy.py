@@ -166,7 +166,8 @@ def _read_key_file(key_file: Path) -> bytes:
         except OSError as exc:
             raise SecretKeyError(f"cannot read key file {key_file}: {exc.strerror}") from None
         try:
-            mode = os.fstat(fd).st_mode
+            status = os.fstat(fd)
+            mode = status.st_mode
             if not stat.S_ISREG(mode):
                 raise SecretKeyError(f"key file {key_file} is not a regular file")
             if os.name == "posix" and mode & 0o077:
@@ -179,9 +180,9 @@ def _read_key_file(key_file: Path) -> bytes:
             raise SecretKeyError(f"cannot read key file {key_file}: {exc.strerror}") from None
         finally:
             os.close(fd)
-        if data:
+        if data or time.time() - status.st_mtime > 2:
             break
-        time.sleep(0.05)  # another process has just created it and is still writing (fallback path only)
+        time.sleep(0.05)  # just created by another process that is still writing it (fallback path only)
     try:
         text = data.decode("ascii").strip()
     except UnicodeDecodeError:
@@ -262,6 +263,9 @@ def pseudonym_tag(keys: Keys, item_id: int) -> str:
 PHONE_MARK = "[số điện thoại]"
 ID_MARK = "[số giấy tờ]"
 EMAIL_MARK = "[email]"
+ACCOUNT_MARK = "[tài khoản]"
+# A Telegram (or similar) @username written in the text: 5–32 letters, digits or underscores.
+_ACCOUNT_RE = re.compile(r"(?<![\w@])@[A-Za-z][A-Za-z0-9_]{4,31}\b")
 
 _SP = r"[ \t\u00a0]"
 # Between two digits of one number: a dot or dash (maybe spaced), one or two spaces, or a parenthesis
@@ -358,12 +362,13 @@ def _fold_digits(text: str) -> str:
 
 
 def mask_text(text: str) -> str:
-    """Mask phone numbers, ID-card numbers and e-mail addresses before a unit sees the text.
+    """Mask phone numbers, ID-card numbers, e-mail addresses and @usernames before a unit sees the text.
 
     Dates, money with separators, years and short numbers (house numbers, "tổ 5") are kept: the unit
     needs them to act. When in doubt about a phone number, mask it.
     """
     text = _EMAIL_RE.sub(EMAIL_MARK, _fold_digits(text))
+    text = _ACCOUNT_RE.sub(ACCOUNT_MARK, text)
     text = _mask_phones(text)
     return _ID_RE.sub(_mask_id, text)
 

@@ -60,13 +60,13 @@ async def hit(
         start = window_start(now, limit.window)
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(Throttle).values(key=key, window_start=start, count=1)
-    same_window = Throttle.window_start >= statement.excluded.window_start
-    statement = statement.on_conflict_do_update(
+    insert_row = insert(Throttle).values(key=key, window_start=start, count=1)
+    same_window = Throttle.window_start >= insert_row.excluded.window_start
+    statement = insert_row.on_conflict_do_update(
         index_elements=[Throttle.key],
         set_={
             "count": case((same_window, Throttle.count + 1), else_=1),
-            "window_start": case((same_window, Throttle.window_start), else_=statement.excluded.window_start),
+            "window_start": case((same_window, Throttle.window_start), else_=insert_row.excluded.window_start),
         },
     ).returning(Throttle.count)
     count = (await session.execute(statement)).scalar_one()

@@ -198,6 +198,9 @@ class Item(Base):
     __table_args__ = (
         Index("ix_items_unit_status", "unit_code", "status"),
         Index("ix_items_received_at", "received_at"),
+        # The weekly digest selects the items accepted and answered in a week (bot/digest.py).
+        Index("ix_items_accepted_at", "accepted_at"),
+        Index("ix_items_answered_at", "answered_at"),
     )
     __mapper_args__ = {"version_id_col": version}
 
@@ -258,7 +261,12 @@ class Clock(Base):
     next_due_at: Mapped[datetime | None] = mapped_column(index=True)
     escalated: Mapped[bool] = mapped_column(Boolean, default=False)
 
-    __table_args__ = (UniqueConstraint("item_id", "kind"),)
+    __table_args__ = (
+        UniqueConstraint("item_id", "kind"),
+        # The weekly digest: deadlines met in a week, falling due in a week, still open (met_at IS NULL).
+        Index("ix_clocks_due_date", "due_date"),
+        Index("ix_clocks_met_at", "met_at"),
+    )
 
 
 class Pause(Base):
@@ -285,6 +293,9 @@ class AuditEvent(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+
+    # The weekly digest counts a week's extensions, transfers and ratings by action and time.
+    __table_args__ = (Index("ix_audit_events_action_created_at", "action", "created_at"),)
 
 
 class AuditHead(Base):

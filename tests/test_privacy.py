@@ -75,6 +75,7 @@ def test_corrupt_key_file_is_refused_with_a_clear_message(tmp_path: Path, conten
     key_file = tmp_path / "secret.key"
     key_file.write_bytes(content)
     key_file.chmod(0o600)
+    os.utime(key_file, (time.time() - 60, time.time() - 60))  # not one being written right now
     with pytest.raises(SecretKeyError) as excinfo:
         load_keys("", key_file)
     message = str(excinfo.value)
@@ -201,6 +202,24 @@ def test_key_file_is_created_where_hard_links_are_not_supported(
     assert _mode(key_file) == 0o600
     monkeypatch.undo()
     assert load_keys("", key_file) == keys
+
+
+def test_a_key_file_still_being_written_is_waited_for(tmp_path: Path) -> None:
+    key_file = tmp_path / "secret.key"
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # as the fallback path does
+    raw = bytes([9] * 32)
+
+    def finish_writing() -> None:
+        time.sleep(0.2)
+        os.write(fd, base64.b64encode(raw) + b"\n")
+        os.close(fd)
+
+    writer = threading.Thread(target=finish_writing)
+    writer.start()
+    try:
+        assert load_keys("", key_file) == Keys.from_master(raw)
+    finally:
+        writer.join()
 
 
 # --- PAKN_SECRET_KEY --------------------------------------------------------------------------------
@@ -544,3 +563,10 @@ def test_full_width_and_other_script_digits_are_masked() -> None:
 def test_hidden_characters_cannot_smuggle_a_phone_past_masking() -> None:
     text = "SĐT 0912\u200b345\u2060678"
     assert mask_text(normalise_text(text)) == f"SĐT {PHONE_MARK}"
+
+
+def test_telegram_usernames_in_the_text_are_masked() -> None:
+    from bot.privacy import mask_text
+
+    masked = mask_text("Nhắn cho tôi qua @lovanbinh_88 hoặc email binh@gmail.com, tổ 5.")
+    assert "lovanbinh" not in masked and "[tài khoản]" in masked and "[email]" in masked and "tổ 5" in masked

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 16:05:07.069887
+Create Date: 2026-11-26 16:13:49.321877
 """
 
 from collections.abc import Sequence
@@ -215,6 +215,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("receipt_code", name=op.f("uq_items_receipt_code")),
     )
     with op.batch_alter_table("items", schema=None) as batch_op:
+        batch_op.create_index("ix_items_accepted_at", ["accepted_at"], unique=False)
+        batch_op.create_index("ix_items_answered_at", ["answered_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_items_citizen_id"), ["citizen_id"], unique=False)
         batch_op.create_index("ix_items_received_at", ["received_at"], unique=False)
         batch_op.create_index("ix_items_unit_status", ["unit_code", "status"], unique=False)
@@ -253,6 +255,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_events")),
     )
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_events_action_created_at", ["action", "created_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_events_item_id"), ["item_id"], unique=False)
 
     op.create_table(
@@ -275,6 +278,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("item_id", "kind", name=op.f("uq_clocks_item_id_kind")),
     )
     with op.batch_alter_table("clocks", schema=None) as batch_op:
+        batch_op.create_index("ix_clocks_due_date", ["due_date"], unique=False)
+        batch_op.create_index("ix_clocks_met_at", ["met_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_clocks_next_due_at"), ["next_due_at"], unique=False)
 
     op.create_table(
@@ -361,10 +366,13 @@ def downgrade() -> None:
     op.drop_table("item_cards")
     with op.batch_alter_table("clocks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_clocks_next_due_at"))
+        batch_op.drop_index("ix_clocks_met_at")
+        batch_op.drop_index("ix_clocks_due_date")
 
     op.drop_table("clocks")
     with op.batch_alter_table("audit_events", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_events_item_id"))
+        batch_op.drop_index("ix_audit_events_action_created_at")
 
     op.drop_table("audit_events")
     with op.batch_alter_table("unit_chats", schema=None) as batch_op:
@@ -376,6 +384,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_items_unit_status")
         batch_op.drop_index("ix_items_received_at")
         batch_op.drop_index(batch_op.f("ix_items_citizen_id"))
+        batch_op.drop_index("ix_items_answered_at")
+        batch_op.drop_index("ix_items_accepted_at")
 
     op.drop_table("items")
     op.drop_table("invites")
