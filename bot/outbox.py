@@ -128,8 +128,9 @@ class Dispatcher:
             return self.ctx.vault.decrypt(citizen.enc_channel_id, "citizen.channel_id") if citizen else None
         if row.recipient_kind == "official":
             official = await session.get(Official, row.recipient_id)
-            active = official is not None and official.active
-            return self.ctx.vault.decrypt(official.enc_channel_id, "official.channel_id") if active else None
+            if official is None or not official.active:
+                return None
+            return self.ctx.vault.decrypt(official.enc_channel_id, "official.channel_id")
         if row.recipient_kind == "group":
             group = await session.get(UnitChat, row.recipient_id)
             return self.ctx.vault.decrypt(group.enc_chat_id, "group.chat_id") if group and group.active else None
