@@ -20,7 +20,7 @@ from bot.lifecycle import Status
 from bot.officials import Role, unit_groups, unit_officials
 from bot.outbox import enqueue
 from bot.privacy import pseudonym_tag
-from models.tables import Clock, Item, ItemCard, ItemMessage
+from models.tables import Clock, Item, ItemCard, ItemMessage, Official
 
 CARD_ROLES = (Role.OFFICER.value, Role.HEAD.value, Role.COORDINATOR.value)
 
@@ -140,19 +140,19 @@ async def post_card(ctx: Context, session: AsyncSession, item: Item) -> int:
 async def refresh_cards(ctx: Context, session: AsyncSession, item: Item) -> None:
     """Edit every posted copy of the card in place (queued, so it happens after commit)."""
     cards = (await session.execute(select(ItemCard).where(ItemCard.item_id == item.id))).scalars().all()
+    payloads: dict[str, dict[str, Any]] = {}
     for card in cards:
         if card.message_id is None:
             continue
-        payload = await card_payload(ctx, session, item)
-        payload.pop("attachments", None)
-        enqueue(
-            ctx,
-            session,
-            channel="telegram",
-            recipient_kind=card.recipient_kind,
-            recipient_id=card.recipient_id,
-            payload={**payload, "edit_message_id": card.message_id},
-        )
+        locale = "vi"
+        if card.recipient_kind == "official":
+            official = await session.get(Official, card.recipient_id)
+            locale = official.locale if official is not None else "vi"
+        if locale not in payloads:
+            payloads[locale] = await card_payload(ctx, session, item, locale)
+            payloads[locale].pop("attachments", None)
+        enqueue(ctx, session, channel="telegram", recipient_kind=card.recipient_kind, recipient_id=card.recipient_id,
+                payload={**payloads[locale], "edit_message_id": card.message_id})
 
 
 async def notify_unit(
