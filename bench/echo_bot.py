@@ -5,7 +5,9 @@ updater, an aiohttp server whose ``POST /telegram/webhook`` checks the secret to
 ``application.update_queue``, and a ``MessageHandler`` that answers every text message with the same text.
 Everything else is PTB's default: the httpx transport (``HTTPXRequest``, pool of 256 connections), no rate
 limiter, PTB's logging as in its examples (httpx quietened to WARNING). The one option is
-``--concurrent-updates`` (default 256, as ``pakn serve`` uses; 0 = PTB's default of one update at a time).
+``--concurrent-updates`` (default 256, as ``pakn serve`` uses; 0 = PTB's default of one update at a time). For
+reference only, ``--transport aiohttp`` swaps httpx for PAKN's ``handlers.telegram_request.AiohttpRequest``: the
+same bot on the transport ``pakn serve`` uses, which shows how much of the difference is the transport.
 
 Run (the webhook benchmark starts it by itself)::
 
@@ -40,6 +42,10 @@ async def run(args: argparse.Namespace) -> None:
     api = args.api_url.rstrip("/")
     builder = Application.builder().token(args.token).base_url(f"{api}/bot").base_file_url(f"{api}/file/bot")
     builder = builder.updater(None)
+    if args.transport == "aiohttp":
+        from handlers.telegram_request import AiohttpRequest
+
+        builder = builder.request(AiohttpRequest(connection_pool_size=256))
     if args.concurrent_updates > 0:
         builder = builder.concurrent_updates(args.concurrent_updates)
     application = builder.build()
@@ -79,6 +85,9 @@ def main() -> None:
     parser.add_argument("--secret", required=True, help="expected X-Telegram-Bot-Api-Secret-Token")
     parser.add_argument(
         "--concurrent-updates", type=int, default=256, help="updates processed at once (0: PTB's default, one)"
+    )
+    parser.add_argument(
+        "--transport", choices=("httpx", "aiohttp"), default="httpx", help="httpx: PTB's default (the baseline)"
     )
     asyncio.run(run(parser.parse_args()))
 

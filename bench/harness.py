@@ -129,7 +129,9 @@ class ServerProcess:
 
     def check_alive(self) -> None:
         if self.process.poll() is not None:
-            raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}:\n{self.tail()}")
+            raise RuntimeError(
+                f"{self.name} exited with {self.process.returncode}; see {self.log_path}:\n{self.tail()}"
+            )
 
     def tail(self, lines: int = 20) -> str:
         with contextlib.suppress(OSError):
@@ -191,7 +193,9 @@ async def start_pakn(fake: FakeBotAPI, workdir: Path, database_url: str = "", *,
     return server
 
 
-async def start_echo(fake: FakeBotAPI, workdir: Path, *, concurrent_updates: int = 256) -> ServerProcess:
+async def start_echo(
+    fake: FakeBotAPI, workdir: Path, *, concurrent_updates: int = 256, transport: str = "httpx"
+) -> ServerProcess:
     """The baseline: bench/echo_bot.py (stock python-telegram-bot) behind an aiohttp webhook."""
     port = free_port()
     argv = [
@@ -207,8 +211,10 @@ async def start_echo(fake: FakeBotAPI, workdir: Path, *, concurrent_updates: int
         SECRET,
         "--concurrent-updates",
         str(concurrent_updates),
+        "--transport",
+        transport,
     ]
-    server = ServerProcess("echo", argv, base_env(), workdir / "echo.log")
+    server = ServerProcess(f"echo-{transport}", argv, base_env(), workdir / f"echo-{transport}.log")
     await _wait_ready(fake, server, None)
     return server
 
@@ -482,10 +488,11 @@ async def measure(
     first_chat: int,
     counts_items: bool,
     profile: Path | None = None,
+    quiet: float = 0.25,
 ) -> RunResult:
     """Calibrate on one chat, then run ``citizens`` users and measure the server."""
     fake = driver.fake
-    replies = await driver.calibrate(first_chat, script)
+    replies = await driver.calibrate(first_chat, script, quiet)
     chats = range(first_chat + 1, first_chat + 1 + citizens)
     extra = os.environ.get("PAKN_BENCH_PYSPY", "").split()
     profiler = Profiler(server.pid, profile, extra=extra) if profile is not None else None
@@ -543,7 +550,19 @@ class Profiler:
         executable = Path(sys.executable).with_name("py-spy")
         command = str(executable) if executable.exists() else "py-spy"
         self.process = subprocess.Popen(
-            [command, "record", "--pid", str(pid), "--rate", str(rate), "--format", "raw", "--output", str(out), *extra],
+            [
+                command,
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(rate),
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                *extra,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -632,6 +651,11 @@ def print_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str
     cells = [[title for _, title in columns]] + [[str(row.get(key, "")) for key, _ in columns] for row in rows]
     widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
     for index, line in enumerate(cells):
-        print("  ".join(cell.rjust(width) if i else cell.ljust(width) for i, (cell, width) in enumerate(zip(line, widths, strict=True))))
+        print(
+            "  ".join(
+                cell.rjust(width) if i else cell.ljust(width)
+                for i, (cell, width) in enumerate(zip(line, widths, strict=True))
+            )
+        )
         if index == 0:
             print("  ".join("-" * width for width in widths))

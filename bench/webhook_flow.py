@@ -32,7 +32,7 @@ from pathlib import Path
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.harness import (  # noqa: E402
+from bench.harness import (
     CITIZEN_SCRIPT,
     FIRST_CHAT,
     ArrivalFake,
@@ -78,7 +78,7 @@ async def run(args: argparse.Namespace) -> list[RunResult]:
         profile_dir.mkdir(parents=True, exist_ok=True)
     try:
         with workdir(keep=args.keep) as root:
-            for index, database in enumerate(args.database_url or ["sqlite"]):
+            for index, database in enumerate([] if args.no_pakn else args.database_url or ["sqlite"]):
                 fresh = ""
                 if database != "sqlite":
                     fresh = await create_database(database)
@@ -99,6 +99,7 @@ async def run(args: argparse.Namespace) -> list[RunResult]:
                                 max_seconds=args.max_seconds,
                                 first_chat=FIRST_CHAT + index * 10_000_000,
                                 counts_items=True,
+                                quiet=args.quiet,
                                 profile=profile_dir / f"pakn-{index}.txt" if profile_dir else None,
                             )
                     finally:
@@ -109,14 +110,20 @@ async def run(args: argparse.Namespace) -> list[RunResult]:
                 result.database = "postgresql" if fresh else "sqlite"
                 results.append(result)
                 _report(result, profile_dir / f"pakn-{index}.txt" if profile_dir else None)
-            if not args.no_echo:
-                directory = root / "echo"
+            transports = [] if args.no_echo else ["httpx"]
+            if args.echo_aiohttp:
+                transports.append("aiohttp")
+            for offset, transport in enumerate(transports):
+                directory = root / f"echo-{transport}"
                 directory.mkdir()
-                server = await start_echo(fake, directory, concurrent_updates=args.echo_concurrent_updates)
+                server = await start_echo(
+                    fake, directory, concurrent_updates=args.echo_concurrent_updates, transport=transport
+                )
+                name = "ptb-echo" if transport == "httpx" else "ptb-echo+aiohttp"
                 try:
                     async with Driver(fake, fake.webhook_url or "", timeout=args.timeout) as driver:
                         result = await measure(
-                            target="ptb-echo",
+                            target=name,
                             database="-",
                             server=server,
                             driver=driver,
@@ -124,14 +131,15 @@ async def run(args: argparse.Namespace) -> list[RunResult]:
                             citizens=args.citizens,
                             concurrency=args.concurrency,
                             max_seconds=args.max_seconds,
-                            first_chat=FIRST_CHAT + 90_000_000,
+                            first_chat=FIRST_CHAT + (90 + offset) * 1_000_000,
                             counts_items=False,
-                            profile=profile_dir / "echo.txt" if profile_dir else None,
+                            quiet=args.quiet,
+                            profile=profile_dir / f"{name}.txt" if profile_dir else None,
                         )
                 finally:
                     server.stop()
                 results.append(result)
-                _report(result, profile_dir / "echo.txt" if profile_dir else None)
+                _report(result, profile_dir / f"{name}.txt" if profile_dir else None)
     finally:
         await fake.stop()
     return results
@@ -167,11 +175,20 @@ def main(argv: list[str] | None = None) -> int:
         help="'sqlite' (default) or a PostgreSQL server URL (a fresh database is created per run); repeatable",
     )
     parser.add_argument("--no-echo", action="store_true", help="skip the PTB echo baseline")
+    parser.add_argument("--no-pakn", action="store_true", help="run only the echo bot(s)")
+    parser.add_argument(
+        "--echo-aiohttp",
+        action="store_true",
+        help="also run the echo bot on PAKN's aiohttp transport (a reference, not the baseline)",
+    )
     parser.add_argument(
         "--echo-concurrent-updates", type=int, default=256, help="the echo bot's concurrent_updates (0: one at a time)"
     )
     parser.add_argument("--max-seconds", type=float, default=300.0, help="stop starting new citizens after this")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for one update's reply")
+    parser.add_argument(
+        "--quiet", type=float, default=0.25, help="calibration: seconds of silence that end an update's replies"
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy record each server into DIR (needs py-spy)")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the servers' data directories and logs")
@@ -189,14 +206,13 @@ def main(argv: list[str] | None = None) -> int:
     if echo is not None:
         print()
         for result in results:
-            if result is echo:
+            if result.target.startswith("ptb-echo"):
                 continue
             throughput = result.updates_per_s / echo.updates_per_s
             cpu = echo.cpu_ms_per_update / result.cpu_ms_per_update
             ratios[result.database] = {"throughput": round(throughput, 2), "cpu": round(cpu, 2)}
             print(
-                f"pakn ({result.database}) / PTB echo: {throughput:.2f}× the updates/s, "
-                f"{cpu:.2f}× less CPU per update"
+                f"pakn ({result.database}) / PTB echo: {throughput:.2f}× the updates/s, {cpu:.2f}× less CPU per update"
             )
     if args.json:
         document = {

@@ -16,7 +16,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -55,6 +57,21 @@ log = logging.getLogger(__name__)
 
 MAX_EFFECTS_PER_EVENT = 4
 MAX_ATTEMPTS = 5
+
+_PROCESSED: Table = ProcessedUpdate.__table__  # type: ignore[assignment]
+_STATES: Table = DialogState.__table__  # type: ignore[assignment]
+# Built once: a prepared statement skips building and cache-key generation on every update.
+_FIRST_DELIVERY = (
+    sqlite_insert(_PROCESSED).on_conflict_do_nothing(),
+    postgresql_insert(_PROCESSED).on_conflict_do_nothing(),
+)
+_SELECT_STATE = (
+    select(_STATES.c.id, _STATES.c.enc_state, _STATES.c.version)
+    .where(_STATES.c.channel == bindparam("s_channel"), _STATES.c.chat_hash == bindparam("s_chat_hash"))
+    .with_for_update()
+)
+_INSERT_STATE = _STATES.insert()
+_UPDATE_STATE = _STATES.update().where(_STATES.c.id == bindparam("s_id"), _STATES.c.version == bindparam("s_version"))
 
 
 @dataclass(frozen=True)
@@ -110,25 +127,28 @@ class Conversations:
         raise AssertionError("unreachable")
 
     async def _first_delivery(self, session: AsyncSession, channel: str, update_id: int) -> bool:
-        try:
-            async with session.begin_nested():
-                session.add(ProcessedUpdate(channel=channel, update_id=update_id, created_at=self.ctx.now()))
-        except IntegrityError:
-            return False
-        return True
+        """Note the update id; False when it is already there (Telegram delivered the update again).
+
+        One ``INSERT … ON CONFLICT DO NOTHING``: a second delivery inserts nothing, and a concurrent one waits
+        for the first transaction (PostgreSQL) or for the write lock (SQLite), then inserts nothing.
+        """
+        connection = await session.connection()
+        statement = _FIRST_DELIVERY[connection.dialect.name == "postgresql"]
+        result = await connection.execute(
+            statement, {"channel": channel, "update_id": update_id, "created_at": self.ctx.now()}
+        )
+        return result.rowcount == 1
 
     async def _handle(
         self, session: AsyncSession, channel: str, chat_id: str, event: Event, operator_id: int | None
     ) -> Rendered:
         chat_hash = lookup_hash(self.ctx.keys, channel, chat_id)
-        row = (
-            await session.execute(
-                select(DialogState)
-                .where(DialogState.channel == channel, DialogState.chat_hash == chat_hash)
-                .with_for_update()
-            )
-        ).scalar_one_or_none()
-        state = self._unseal(row) if row is not None else new_state(event.language)
+        # The dialog state is read and written with prepared Core statements on the session's connection: the
+        # ORM's unit of work took a third of the CPU of an update for this one row. The version check is the
+        # one the mapper's version_id_col makes.
+        connection = await session.connection()
+        row = (await connection.execute(_SELECT_STATE, {"s_channel": channel, "s_chat_hash": chat_hash})).first()
+        state = self._unseal(row.enc_state) if row is not None else new_state(event.language)
         step = self.dialog.handle(state, event)
         replies = list(step.replies)
         durable = step.durable
@@ -143,10 +163,29 @@ class Conversations:
             durable = durable or step.durable
         sealed = self.ctx.vault.encrypt(json.dumps(step.state, ensure_ascii=False), "dialog.state")
         if row is None:
-            session.add(DialogState(channel=channel, chat_hash=chat_hash, enc_state=sealed, updated_at=self.ctx.now()))
+            await connection.execute(
+                _INSERT_STATE,
+                {
+                    "channel": channel,
+                    "chat_hash": chat_hash,
+                    "enc_state": sealed,
+                    "version": 1,
+                    "updated_at": self.ctx.now(),
+                },
+            )
         else:
-            row.enc_state = sealed
-            row.updated_at = self.ctx.now()
+            saved = await connection.execute(
+                _UPDATE_STATE,
+                {
+                    "s_id": row.id,
+                    "s_version": row.version,
+                    "enc_state": sealed,
+                    "version": row.version + 1,
+                    "updated_at": self.ctx.now(),
+                },
+            )
+            if saved.rowcount != 1:
+                raise StaleDataError("the conversation changed while this update was handled")
         locale = step.state.get("locale", "vi")
         rendered = [render_reply(reply, locale) for reply in replies]
         if durable:
@@ -168,8 +207,8 @@ class Conversations:
         await session.flush()
         return Rendered(locale, rendered)
 
-    def _unseal(self, row: DialogState) -> dict[str, Any]:
-        state: dict[str, Any] = json.loads(self.ctx.vault.decrypt(row.enc_state, "dialog.state"))
+    def _unseal(self, sealed: bytes) -> dict[str, Any]:
+        state: dict[str, Any] = json.loads(self.ctx.vault.decrypt(sealed, "dialog.state"))
         return state
 
     # ----------------------------------------------------------------- effects

@@ -38,7 +38,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Date, Integer, and_, case, cast, column, func, or_, select, values
+from sqlalchemy import Date, Integer, and_, case, cast, column, func, or_, select, union_all, values
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import CTE
@@ -302,21 +302,33 @@ def local_date(ctx: Context, expr: Any, at: datetime) -> ColumnElement[date]:
     raise NotImplementedError(f"digest queries support SQLite and PostgreSQL, not {dialect}")
 
 
-def calendar_table(ctx: Context, first: date, last: date) -> CTE:
-    """Days ``first..last`` with ``n``, the number of working days up to and including the day.
+@dataclass(frozen=True)
+class CalendarTable:
+    """Days with ``n``, the number of working days up to and including the day, as a SQL table and in Python.
 
-    The working days between two days are then ``n(later) - n(earlier)``, the count of working days d with
+    The working days between two days are ``n(later) - n(earlier)``: the count of working days d with
     earlier < d <= later, as ``WorkingCalendar.working_days_between`` counts them.
     """
-    rows: list[tuple[date, int]] = []
+
+    cte: CTE
+    numbers: dict[date, int]
+
+    def n(self, day: date) -> int:
+        return self.numbers[day]
+
+
+def calendar_table(ctx: Context, first: date, last: date) -> CalendarTable:
+    """Days ``first..last`` as a ``VALUES`` table, to join on in working-day arithmetic."""
+    numbers: dict[date, int] = {}
     number = 0
     day = first
     while day <= last:
         if ctx.calendar.is_working_day(day):
             number += 1
-        rows.append((day, number))
+        numbers[day] = number
         day += timedelta(days=1)
-    return values(column("day", Date), column("n", Integer), name="cal").data(rows).cte("cal")
+    cte = values(column("day", Date), column("n", Integer), name="cal").data(list(numbers.items())).cte("cal")
+    return CalendarTable(cte, numbers)
 
 
 def _bucket(expr: Any, bounds: list[datetime]) -> ColumnElement[int]:
@@ -438,7 +450,7 @@ async def _answered(ctx: Context, session: AsyncSession, window: _Window, unit_f
 
 
 async def _response_times(
-    ctx: Context, session: AsyncSession, window: _Window, unit_filter: list[Any], cal: CTE, get: Any
+    ctx: Context, session: AsyncSession, window: _Window, unit_filter: list[Any], cal: CalendarTable, get: Any
 ) -> None:
     """Working days from receipt to acceptance and to the answer. The items of the week are first counted per
     (unit, day received, day accepted) — a few hundred pairs — and only those pairs meet the calendar table."""
@@ -453,13 +465,15 @@ async def _response_times(
             .subquery()
         )
         pairs = (
-            select(days.c.unit_code, days.c.received, days.c.reached, func.count().label("items"))
+            select(days.c.unit_code, days.c.received, days.c.reached, func.count().label("n_items"))
             .group_by(days.c.unit_code, days.c.received, days.c.reached)
             .subquery()
         )
-        received, reached = cal.alias("cal_r"), cal.alias("cal_x")
+        received, reached = cal.cte.alias("cal_r"), cal.cte.alias("cal_x")
         query = (
-            select(pairs.c.unit_code, func.sum((reached.c.n - received.c.n) * pairs.c.items), func.sum(pairs.c.items))
+            select(
+                pairs.c.unit_code, func.sum((reached.c.n - received.c.n) * pairs.c.n_items), func.sum(pairs.c.n_items)
+            )
             .select_from(pairs)
             .join(received, received.c.day == pairs.c.received)
             .join(reached, reached.c.day == pairs.c.reached)
@@ -505,12 +519,28 @@ async def _settled_clocks(
             digest.resolve = figures
 
 
+def _unmet_clocks(ctx: Context, due_before: date, met_since: datetime) -> Any:
+    """Clocks due before a day and not met by a moment: (item_id, due_date, met_at).
+
+    Written as a UNION ALL of ``met_at IS NULL`` and ``met_at >= …`` so that both halves use the ``met_at``
+    index on SQLite and PostgreSQL alike; as one OR, SQLite's planner scans the due-date index instead, which
+    at a million items reads nearly every clock. A clock met on or before its due day was never overdue, so
+    only the clocks met late are kept from the second half.
+    """
+    columns = (Clock.item_id.label("item_id"), Clock.due_date.label("due_date"), Clock.met_at.label("met_at"))
+    met_late = local_date(ctx, Clock.met_at, met_since) > Clock.due_date
+    return union_all(
+        select(*columns).where(Clock.met_at.is_(None), Clock.due_date < due_before),
+        select(*columns).where(Clock.met_at >= met_since, Clock.due_date < due_before, met_late),
+    ).subquery("unmet")
+
+
 def overdue_at_end(ctx: Context, window_end: datetime, cutoff_day: date, unit_filter: list[Any]) -> Any:
     """Items open and overdue when the week ended, with the earliest due day they missed.
 
-    Driven from the clocks not met by then (``met_at`` index): a due day before the cutoff implies the item was
-    received before it, so the items table is only looked up by key.
+    A due day before the cutoff implies the item was received before it, so items are only looked up by key.
     """
+    unmet = _unmet_clocks(ctx, cutoff_day, window_end)
     return (
         select(
             Item.id.label("item_id"),
@@ -520,27 +550,22 @@ def overdue_at_end(ctx: Context, window_end: datetime, cutoff_day: date, unit_fi
             Item.category.label("category"),
             Item.status.label("status"),
             Item.received_at.label("received_at"),
-            func.min(Clock.due_date).label("due"),
+            func.min(unmet.c.due_date).label("due"),
         )
-        .select_from(Clock)
-        .join(Item, Item.id == Clock.item_id)
-        .where(
-            or_(Clock.met_at.is_(None), Clock.met_at >= window_end),
-            Clock.due_date < cutoff_day,
-            Item.paused.is_(False),
-            *unit_filter,
-        )
+        .select_from(unmet)
+        .join(Item, Item.id == unmet.c.item_id)
+        .where(Item.paused.is_(False), *unit_filter)
         .group_by(Item.id)
         .subquery("overdue")
     )
 
 
 async def _overdue(
-    ctx: Context, session: AsyncSession, window: _Window, unit_filter: list[Any], cal: CTE, get: Any
+    ctx: Context, session: AsyncSession, window: _Window, unit_filter: list[Any], cal: CalendarTable, get: Any
 ) -> None:
     """How many items are open and overdue per unit, and the ``OVERDUE_LIST`` oldest of each (window functions)."""
     overdue = overdue_at_end(ctx, window.end, window.week.next_monday, unit_filter)
-    as_of_number = await _working_day_number(session, cal, window.as_of)
+    as_of_number = cal.n(window.as_of)
     ranked = select(
         overdue,
         func.row_number()
@@ -549,8 +574,8 @@ async def _overdue(
         func.count().over(partition_by=overdue.c.unit_code).label("total"),
     ).subquery("ranked")
     rows = await session.execute(
-        select(ranked, cal.c.n)
-        .outerjoin(cal, cal.c.day == ranked.c.due)
+        select(ranked, cal.cte.c.n)
+        .outerjoin(cal.cte, cal.cte.c.day == ranked.c.due)
         .where(ranked.c.rank <= OVERDUE_LIST)
         .order_by(ranked.c.unit_code, ranked.c.rank)
     )
@@ -571,28 +596,20 @@ async def _overdue(
         )
 
 
-async def _working_day_number(session: AsyncSession, cal: CTE, day: date) -> int:
-    return int(await session.scalar(select(cal.c.n).where(cal.c.day == day)) or 0)
-
-
 async def _overdue_history(
     ctx: Context, session: AsyncSession, window: _Window, unit_filter: list[Any], get: Any
 ) -> None:
     """Open overdue items at the end of each history week: one flag per week per item, then summed per unit."""
+    unmet = _unmet_clocks(ctx, window.week.next_monday, window.history_ends[0])
     flags = []
     for index, (point, end) in enumerate(zip(window.history, window.history_ends, strict=True)):
-        condition = and_(Clock.due_date < point.next_monday, or_(Clock.met_at.is_(None), Clock.met_at >= end))
+        condition = and_(unmet.c.due_date < point.next_monday, or_(unmet.c.met_at.is_(None), unmet.c.met_at >= end))
         flags.append(func.max(case((condition, 1), else_=0)).label(f"w{index}"))
     per_item = (
         select(Item.unit_code.label("unit_code"), *flags)
-        .select_from(Clock)
-        .join(Item, Item.id == Clock.item_id)
-        .where(
-            or_(Clock.met_at.is_(None), Clock.met_at >= window.history_ends[0]),
-            Clock.due_date < window.week.next_monday,
-            Item.paused.is_(False),
-            *unit_filter,
-        )
+        .select_from(unmet)
+        .join(Item, Item.id == unmet.c.item_id)
+        .where(Item.paused.is_(False), *unit_filter)
         .group_by(Item.id)
         .subquery()
     )
@@ -837,10 +854,10 @@ async def overdue_items(ctx: Context, session: AsyncSession, week: IsoWeek, unit
     if first is None:
         return []
     cal = calendar_table(ctx, first - timedelta(days=1), window.as_of)
-    as_of_number = await _working_day_number(session, cal, window.as_of)
+    as_of_number = cal.n(window.as_of)
     rows = await session.execute(
-        select(overdue, cal.c.n)
-        .outerjoin(cal, cal.c.day == overdue.c.due)
+        select(overdue, cal.cte.c.n)
+        .outerjoin(cal.cte, cal.cte.c.day == overdue.c.due)
         .order_by(overdue.c.due, overdue.c.received_at, overdue.c.item_id)
     )
     return [

@@ -139,9 +139,12 @@ async def send_week(
     async with ctx.sessions() as session:
         if PROVINCE in targets:
             province = await compute_province_digest(ctx, session, week)
-            digests: dict[str, Digest] = province.units
+            digests: dict[str, Digest] = dict(province.units)
         else:
-            digests = await compute_digests(ctx, session, week, list(targets))
+            digests = {}
+        missing = [key for key in targets if key != PROVINCE and key not in digests]  # a unit no longer configured
+        if missing:
+            digests.update(await compute_digests(ctx, session, week, missing))
     for key, recipients in targets.items():
         if not recipients:
             continue

@@ -392,6 +392,10 @@ class TelegramChannel:
                 return
         message = update.message
         text = message.text if message is not None else None
+        # Whether the sender is an official is asked once: a citizen's update (nearly all of them) then goes
+        # straight to the conversation; the desk's command, hotline and message paths, which look the official
+        # up again, only run for officials (for anyone else in a private chat they answer None or False).
+        official: bool | None = None
         if text and text.startswith("/"):
             command, _, args = text[1:].partition(" ")
             command, args = command.split("@", 1)[0].lower(), args.strip()
@@ -399,31 +403,36 @@ class TelegramChannel:
                 reply = await self.desk.start_invite(user.id, user.full_name, user.language_code, args)
                 await self._deliver(reply, chat.id, user.id)
                 return
-            if private and await self._hotline_command(update, user.id, command):
-                return
-            reply = await self.desk.command(
-                user.id, command, args, chat_id=chat.id, private=private, chat_title=chat.title or ""
-            )
-            if reply is not None:
-                await self._deliver(reply, chat.id, user.id)
-                return
+            if private:
+                official = await self.desk.is_official(user.id)
+            if official or not private:
+                if private and await self._hotline_command(update, user.id, command):
+                    return
+                reply = await self.desk.command(
+                    user.id, command, args, chat_id=chat.id, private=private, chat_title=chat.title or ""
+                )
+                if reply is not None:
+                    await self._deliver(reply, chat.id, user.id)
+                    return
         if not private:
+            return
+        if official is None:
+            official = await self.desk.is_official(user.id)
+        if not official:
+            await self._citizen(update, chat.id, channel=CHANNEL, chat_key=str(chat.id))
             return
         operator = await self.desk.hotline_active(user.id)
         if operator is not None:
             await self._citizen(update, chat.id, channel=HOTLINE, chat_key=f"op{operator.id}", operator_id=operator.id)
             return
-        if await self.desk.is_official(user.id):
-            if query is not None:
-                await self._answer_callback(update, None)
-                return
-            event = event_from_update(update)
-            attachment = event.attachment if event is not None else None
-            reply = await self.desk.message(user.id, text or "", attachment)
-            if reply is not None:
-                await self._deliver(reply, chat.id, user.id)
+        if query is not None:
+            await self._answer_callback(update, None)
             return
-        await self._citizen(update, chat.id, channel=CHANNEL, chat_key=str(chat.id))
+        event = event_from_update(update)
+        attachment = event.attachment if event is not None else None
+        reply = await self.desk.message(user.id, text or "", attachment)
+        if reply is not None:
+            await self._deliver(reply, chat.id, user.id)
 
     async def _hotline_command(self, update: Update, user_id: int, command: str) -> bool:
         """``/new`` starts recording a call for an operator; ``/done`` (or /cancel) ends it."""
@@ -471,15 +480,22 @@ class TelegramChannel:
         event = event or event_from_update(update)
         if event is None:
             return
+        # The button press is answered (its spinner stopped) while the update is handled, not before: one Bot
+        # API round trip less before the reply. _answer_callback never raises a TelegramError.
+        answering = None
         if update.callback_query is not None:
-            await self._answer_callback(update, None)
-        rendered = await self.conversations.handle(
-            channel, chat_key, event, update_id=update.update_id, operator_id=operator_id
-        )
-        for payload in rendered.replies:
-            if operator_id is not None:  # the operator types the caller's number; no share-contact key
-                payload = {**payload, "request_contact": None, "request_location": None}
-            await self.sender.send_now(chat_id, payload)
+            answering = asyncio.ensure_future(self._answer_callback(update, None))
+        try:
+            rendered = await self.conversations.handle(
+                channel, chat_key, event, update_id=update.update_id, operator_id=operator_id
+            )
+            for payload in rendered.replies:
+                if operator_id is not None:  # the operator types the caller's number; no share-contact key
+                    payload = {**payload, "request_contact": None, "request_location": None}
+                await self.sender.send_now(chat_id, payload)
+        finally:
+            if answering is not None:
+                await answering
 
     async def _deliver(self, reply: DeskReply, chat_id: int, user_id: int) -> None:
         for payload in reply.here:

@@ -2,23 +2,149 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+_Outcome = tuple[Any, list[Any], int, int | None]
+
+
+def _run(connection: sqlite3.Connection, sql: str, parameters: Any, many: bool, begin: bool) -> _Outcome:
+    """One statement, start to finish, in the connection's thread (after ``BEGIN IMMEDIATE`` if asked)."""
+    cursor = connection.cursor()
+    try:
+        if begin:
+            cursor.execute("BEGIN IMMEDIATE")
+        if many:
+            cursor.executemany(sql, parameters)
+        else:
+            cursor.execute(sql, parameters)
+        rows = cursor.fetchall() if cursor.description else []
+        return cursor.description, rows, cursor.rowcount, cursor.lastrowid
+    finally:
+        cursor.close()
+
+
+class _OneTripCursor:
+    """An aiosqlite cursor that executes a statement and fetches its rows in one trip to the connection's thread.
+
+    aiosqlite runs every call (create cursor, execute, fetch, close) as a separate hand-off to its thread, and
+    SQLAlchemy makes four of them per statement; each costs tens of microseconds of event-loop CPU. Here a
+    statement is one hand-off and the rows are read from memory afterwards — what SQLAlchemy does anyway for
+    every statement that is not streamed (it fetches all rows right after ``execute``).
+    """
+
+    arraysize = 1
+
+    def __init__(self, connection: _OneTripConnection) -> None:
+        self._connection = connection
+        self.description: Any = None
+        self.rowcount = -1
+        self.lastrowid: int | None = None
+        self._rows: deque[Any] = deque()
+
+    async def __aenter__(self) -> _OneTripCursor:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _go(self, sql: str, parameters: Any, many: bool) -> _OneTripCursor:
+        connection = self._connection
+        begin, connection.begin_pending = connection.begin_pending, False
+        outcome: _Outcome = await connection._execute(_run, connection._conn, sql, parameters, many, begin)
+        self.description, rows, self.rowcount, self.lastrowid = outcome
+        self._rows = deque(rows)
+        return self
+
+    async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None) -> _OneTripCursor:
+        return await self._go(sql, () if parameters is None else parameters, False)
+
+    async def executemany(self, sql: str, parameters: Iterable[Sequence[Any]]) -> _OneTripCursor:
+        return await self._go(sql, list(parameters), True)
+
+    async def fetchone(self) -> Any:
+        return self._rows.popleft() if self._rows else None
+
+    async def fetchmany(self, size: int | None = None) -> list[Any]:
+        count = min(len(self._rows), size or self.arraysize)
+        return [self._rows.popleft() for _ in range(count)]
+
+    async def fetchall(self) -> list[Any]:
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
+
+    async def close(self) -> None:
+        self._rows.clear()
+
+
+class _OneTripConnection(aiosqlite.Connection):
+    """aiosqlite's connection (one thread per connection), with :class:`_OneTripCursor` cursors.
+
+    ``BEGIN IMMEDIATE`` travels with the transaction's first statement (``begin_pending``), and a commit or
+    rollback with no transaction open (SQLAlchemy's reset of a connection returned to the pool after a commit)
+    costs no trip. SQLAlchemy uses a connection for one thing at a time, so reading ``in_transaction`` here,
+    outside the connection's thread, never races a statement.
+    """
+
+    begin_pending = False
+
+    def cursor(self) -> _OneTripCursor:  # type: ignore[override]
+        return _OneTripCursor(self)
+
+    async def commit(self) -> None:
+        self.begin_pending = False
+        if self._conn.in_transaction:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        self.begin_pending = False
+        if self._conn.in_transaction:
+            await super().rollback()
+
+
+def _sqlite_creator(url: str, connect_args: dict[str, Any]) -> Callable[[], _OneTripConnection]:
+    """The ``async_creator`` of an SQLite engine: the arguments SQLAlchemy would pass, our connection class."""
+    probe = create_async_engine(url)
+    args, params = probe.sync_engine.dialect.create_connect_args(probe.sync_engine.url)
+    params = {**params, **connect_args}
+
+    def creator() -> _OneTripConnection:
+        connection = _OneTripConnection(lambda: sqlite3.connect(*args, **params), 64)
+        connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's threads
+        return connection
+
+    return creator
 
 
 def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
     """Create an async engine.
 
     SQLite runs in WAL mode with foreign keys on, and every transaction starts with ``BEGIN IMMEDIATE``
-    so that two writers queue on the busy timeout instead of failing on a lock upgrade.
+    so that two writers queue on the busy timeout instead of failing on a lock upgrade. Since every
+    transaction takes SQLite's write lock anyway, the pool holds one connection: the transactions of this
+    process then wait their turn in the pool's FIFO queue (asynchronously) instead of polling the lock
+    inside SQLite's busy handler, which sleeps up to 100 ms between tries. Other processes (a second
+    ``pakn serve``, the CLI) still queue on the busy timeout. Each statement is one hand-off to the
+    connection's thread (:class:`_OneTripCursor`).
     ``schema`` (PostgreSQL only) sets the search path, which is how the tests isolate themselves.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        connect_args = {"timeout": 30, **kwargs.pop("connect_args", {})}
+        if parsed.get_driver_name() == "aiosqlite":
+            kwargs.setdefault("async_creator", _sqlite_creator(url, connect_args))
+            if "poolclass" not in kwargs:
+                kwargs.setdefault("pool_size", 1)
+                kwargs.setdefault("max_overflow", 0)
+        engine = create_async_engine(url, connect_args=connect_args, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -32,7 +158,11 @@ def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Asyn
 
         @event.listens_for(engine.sync_engine, "begin")
         def _on_begin(connection: Any) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            driver = connection.connection.driver_connection
+            if isinstance(driver, _OneTripConnection):
+                driver.begin_pending = True  # sent with the first statement
+            else:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     connect_args: dict[str, Any] = kwargs.pop("connect_args", {})

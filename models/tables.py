@@ -197,10 +197,10 @@ class Item(Base):
 
     __table_args__ = (
         Index("ix_items_unit_status", "unit_code", "status"),
-        Index("ix_items_received_at", "received_at"),
-        # The weekly digest selects the items accepted and answered in a week (bot/digest.py).
-        Index("ix_items_accepted_at", "accepted_at"),
-        Index("ix_items_answered_at", "answered_at"),
+        # With the unit, so that the weekly digest counts a week's items per unit from the index alone.
+        Index("ix_items_received_at", "received_at", "unit_code"),
+        Index("ix_items_accepted_at", "accepted_at", "unit_code"),
+        Index("ix_items_answered_at", "answered_at", "unit_code"),
     )
     __mapper_args__ = {"version_id_col": version}
 
@@ -263,9 +263,10 @@ class Clock(Base):
 
     __table_args__ = (
         UniqueConstraint("item_id", "kind"),
-        # The weekly digest: deadlines met in a week, falling due in a week, still open (met_at IS NULL).
-        Index("ix_clocks_due_date", "due_date"),
-        Index("ix_clocks_met_at", "met_at"),
+        # The weekly digest: deadlines met in a week, falling due in a week, still open (met_at IS NULL);
+        # covering, so that a week's clocks are counted without reading the table.
+        Index("ix_clocks_due_date", "due_date", "met_at", "item_id", "kind"),
+        Index("ix_clocks_met_at", "met_at", "due_date", "item_id", "kind"),
     )
 
 

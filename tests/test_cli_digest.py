@@ -142,6 +142,11 @@ def test_bad_usage_is_one_line_and_exit_2(
     assert "Traceback" not in result.stderr
 
 
+def test_digest_has_help(data_env: dict[str, str]) -> None:
+    result = pakn("digest", "--help", env=data_env)
+    assert result.returncode == 0 and "usage: pakn digest" in result.stdout and "--preview DIR" in result.stdout
+
+
 def test_the_current_week_cannot_be_sent(data_env: dict[str, str]) -> None:
     week = datetime.now(VN).strftime("%G-W%V")
     result = pakn("digest", "--all", "--week", week, "--send", env=data_env)

@@ -626,3 +626,16 @@ async def test_details_are_loaded_for_the_workbook_only_when_needed(ctx: Context
     digest = Digest(unit_code="so_tu_phap", week=W10, as_of=date(2026, 3, 9))
     async with ctx.sessions() as session:
         assert await load_details(ctx, session, digest) == Details([], [])
+
+
+async def test_a_head_of_a_unit_no_longer_configured_does_not_stop_the_others(
+    ctx: Context, officials: dict[str, int]
+) -> None:
+    from models.tables import Unit
+
+    async with ctx.sessions.begin() as session:
+        session.add(Unit(code="ubnd_old", name_vi="UBND xã cũ", name_en="Old commune", active=False))
+    old_head = await add_official(ctx, "head", "ubnd_old", created_at=local(2026, 3, 2, 8))
+    assert await send_due_digests(ctx, local(2026, 3, 9, 7, 30)) == 4
+    [row] = [row for row in await digest_rows(ctx) if row.recipient_id == old_head]
+    assert row.payload["digest"]["unit"] == "ubnd_old" and "ubnd_old" in row.payload["text"]

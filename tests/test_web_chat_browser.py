@@ -29,6 +29,7 @@ async def test_a_citizen_files_an_anonymous_report_in_the_browser(web_url: str, 
     async def say(text: str) -> None:
         await page.fill("#input", text)
         await page.press("#input", "Enter")
+        await page.wait_for_function("() => !document.querySelector('#send').disabled")
 
     await log.get_by_text("Bạn muốn làm gì?").last.wait_for()
     await press("Gửi phản ánh")

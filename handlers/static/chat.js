@@ -69,10 +69,21 @@
     }, function () { bubble("error", escapeHtml(log.dataset.error)); });
   }
 
+  // Actions are sent one at a time, in order: what the citizen does while a request is on its way waits in
+  // the queue instead of being lost.
+  var queue = [];
+
   function send(event, echo) {
-    if (busy) { return; }
-    busy = true;
     if (echo) { disableOldButtons(); bubble("me", escapeHtml(echo)); }
+    queue.push(event);
+    if (!busy) { pump(); }
+  }
+
+  function pump() {
+    var event = queue.shift();
+    if (!event) { busy = false; document.getElementById("send").disabled = false; return; }
+    busy = true;
+    document.getElementById("send").disabled = true;
     fetch("/chat/api/event", {
       method: "POST", credentials: "same-origin",
       headers: { "Content-Type": "application/json" }, body: JSON.stringify(event)
@@ -84,13 +95,13 @@
       data.replies.forEach(showReply);
     }).catch(function () {
       bubble("error", escapeHtml(log.dataset.error));
-    }).then(function () { busy = false; input.focus(); });
+    }).then(function () { pump(); input.focus(); });
   }
 
   form.addEventListener("submit", function (e) {
     e.preventDefault();
     var text = input.value.trim();
-    if (!text || busy) { return; }
+    if (!text) { return; }
     input.value = "";
     if (text.charAt(0) === "/") {
       var parts = text.slice(1).split(/\s+/);

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 16:13:49.321877
+Create Date: 2026-11-26 16:29:07.313589
 """
 
 from collections.abc import Sequence
@@ -215,10 +215,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("receipt_code", name=op.f("uq_items_receipt_code")),
     )
     with op.batch_alter_table("items", schema=None) as batch_op:
-        batch_op.create_index("ix_items_accepted_at", ["accepted_at"], unique=False)
-        batch_op.create_index("ix_items_answered_at", ["answered_at"], unique=False)
+        batch_op.create_index("ix_items_accepted_at", ["accepted_at", "unit_code"], unique=False)
+        batch_op.create_index("ix_items_answered_at", ["answered_at", "unit_code"], unique=False)
         batch_op.create_index(batch_op.f("ix_items_citizen_id"), ["citizen_id"], unique=False)
-        batch_op.create_index("ix_items_received_at", ["received_at"], unique=False)
+        batch_op.create_index("ix_items_received_at", ["received_at", "unit_code"], unique=False)
         batch_op.create_index("ix_items_unit_status", ["unit_code", "status"], unique=False)
 
     op.create_table(
@@ -278,8 +278,8 @@ def upgrade() -> None:
         sa.UniqueConstraint("item_id", "kind", name=op.f("uq_clocks_item_id_kind")),
     )
     with op.batch_alter_table("clocks", schema=None) as batch_op:
-        batch_op.create_index("ix_clocks_due_date", ["due_date"], unique=False)
-        batch_op.create_index("ix_clocks_met_at", ["met_at"], unique=False)
+        batch_op.create_index("ix_clocks_due_date", ["due_date", "met_at", "item_id", "kind"], unique=False)
+        batch_op.create_index("ix_clocks_met_at", ["met_at", "due_date", "item_id", "kind"], unique=False)
         batch_op.create_index(batch_op.f("ix_clocks_next_due_at"), ["next_due_at"], unique=False)
 
     op.create_table(

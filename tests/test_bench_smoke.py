@@ -1,0 +1,46 @@
+"""The benchmarks still run: the webhook harness with 3 citizens against a real `pakn serve` (SQLite) and the
+stock PTB echo bot, and the scale benchmark's seeding and measurements on a few hundred items.
+
+The figures themselves are not checked (they belong in docs/PERFORMANCE.md, measured on a quiet machine),
+only that every part of each harness works and reports what it should.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import scale, webhook_flow
+from bench.harness import CITIZEN_SCRIPT
+
+
+def test_webhook_flow_runs_citizens_and_the_echo_baseline(tmp_path: Path) -> None:
+    out = tmp_path / "flow.json"
+    argv = ["-n", "3", "-c", "3", "--quiet", "0.1", "--max-seconds", "60", "--json", str(out)]
+    assert webhook_flow.main(argv) == 0
+    document = json.loads(out.read_text())
+    pakn, echo = document["results"]
+    assert (pakn["target"], pakn["database"], echo["target"]) == ("pakn", "sqlite", "ptb-echo")
+    for result in (pakn, echo):
+        assert result["citizens"] == 3 and result["errors"] == 0
+        assert result["updates"] == 3 * len(CITIZEN_SCRIPT)
+        assert result["updates_per_s"] > 0 and result["cpu_ms_per_update"] > 0 and result["p99_ms"] > 0
+    assert pakn["items"] == 3
+    assert pakn["api_calls"]["sendMessage"] >= pakn["updates"]
+    assert pakn["api_calls"]["answerCallbackQuery"] == 3 * sum(kind == "button" for kind, _ in CITIZEN_SCRIPT)
+    assert echo["replies_per_update"] == [1] * len(CITIZEN_SCRIPT)
+    assert set(document["ratios"]) == {"sqlite"}
+
+
+def test_scale_seeds_and_measures_with_indexes(tmp_path: Path) -> None:
+    out = tmp_path / "scale.json"
+    argv = ["--items", "300", "--no-http", "--repeat", "1", "--busy-ticks", "1", "--json", str(out)]
+    assert scale.main(argv) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["rows"]["items"] == 300 and result["rows"]["clocks"] >= 300
+    for name in ("track look-up (bot.tracking.public_status)", "scheduler tick, nothing due"):
+        assert result["timings"][name]["n"] >= 1
+    tick_plan = " ".join(line for _, lines in result["plans"]["tick"] for line in lines)
+    assert "ix_clocks_next_due_at" in tick_plan
+    track_plan = " ".join(line for _, lines in result["plans"]["track"] for line in lines)
+    assert "USING INDEX" in track_plan and "SCAN" not in track_plan
