@@ -499,8 +499,10 @@ async def test_set_webhook_terminates_a_waiting_long_poll(fake: FakeBotAPI, bot:
 @pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 async def test_flood_control_becomes_retry_after(fake: FakeBotAPI, bot: Bot) -> None:
     fake.fail_next("sendMessage", status=429, retry_after=7)
-    with pytest.raises(RetryAfter, match="Retry in 7 seconds"):
+    with pytest.raises(RetryAfter, match=r"Retry in (7 seconds|0:00:07)") as caught:
         await bot.send_message(42, "x")
+    retry_after = caught.value.retry_after  # seconds, or a timedelta once PTB_TIMEDELTA is on
+    assert getattr(retry_after, "total_seconds", lambda: retry_after)() == 7
     response = fake.calls_of("sendMessage")[0].response
     assert response == {
         "ok": False,
