@@ -115,8 +115,9 @@ async def serve(settings: Settings) -> None:
         else:
             log.info(
                 "Telegram is off: set PAKN_TELEGRAM_TOKEN (and PAKN_TELEGRAM_API_URL for a local Bot API "
-                "server) to enable the bot. The web chat works now at %s/chat",
-                settings.public_url,
+                "server) to enable the bot. The web chat works now at http://%s:%s/chat",
+                settings.host,
+                settings.port,
             )
         await asyncio.Event().wait()
     finally:

@@ -172,3 +172,35 @@ async def test_serve_answers_healthz_and_metrics(data_env: dict[str, str], tmp_p
         process.terminate()
         _, stderr = process.communicate(timeout=20)
     assert "Telegram is off: set PAKN_TELEGRAM_TOKEN" in stderr
+
+
+async def test_serve_talks_to_a_bot_api_server_by_polling(data_env: dict[str, str]) -> None:
+    from tests.fakes.telegram_api import FakeBotAPI
+
+    token = "123456:TEST-token"
+    async with FakeBotAPI(token=token) as fake:
+        env = {
+            **os.environ,
+            **data_env,
+            "PAKN_PORT": str(unused_port()),
+            "PAKN_TELEGRAM_TOKEN": token,
+            "PAKN_TELEGRAM_API_URL": fake.url,
+            "PAKN_TELEGRAM_MODE": "polling",
+        }
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            await fake.wait_for("getUpdates", timeout=30, answered=False)
+            assert {c["command"] for c in fake.commands_for("")} >= {"start", "track"}
+            fake.enqueue_update(fake.make_message(4242, "/start", user=4242))
+            reply = await fake.wait_for("sendMessage", lambda c: str(c.params.get("chat_id")) == "4242", timeout=15)
+            assert "Xin chào!" in reply.params["text"]
+        finally:
+            process.terminate()
+            process.communicate(timeout=20)
