@@ -87,7 +87,7 @@ class Dispatcher:
         self.worker = worker or f"{socket.gethostname()}:{id(self):x}"
         self.wake = asyncio.Event()
 
-    async def _claim(self, limit: int) -> list[Outbox]:
+    async def _claim(self, limit: int) -> list[tuple[Outbox, str | None]]:
         now = self.ctx.now()
         async with self.ctx.sessions.begin() as session:
             earlier = aliased(Outbox)
@@ -120,7 +120,8 @@ class Dispatcher:
                 row.status = "sending"
                 row.attempts += 1
                 row.not_before = now + LEASE
-        return rows
+            chat_ids = {(row.recipient_kind, row.recipient_id): await self._chat_id(session, row) for row in rows}
+        return [(row, chat_ids[(row.recipient_kind, row.recipient_id)]) for row in rows]
 
     async def _chat_id(self, session: AsyncSession, row: Outbox) -> str | None:
         if row.recipient_kind == "citizen":
@@ -137,21 +138,30 @@ class Dispatcher:
         return None
 
     async def run_once(self, limit: int = 100) -> int:
-        """Send what is due now; return how many messages were delivered."""
-        rows = await self._claim(limit)
+        """Send what is due now; return how many messages were delivered.
+
+        Recipients are served concurrently, each one's messages in order; the results are recorded in one
+        transaction at the end.
+        """
+        claimed = await self._claim(limit)
+        by_recipient: dict[tuple[str, str, int], list[tuple[Outbox, str | None]]] = {}
+        for row, chat_id in claimed:
+            by_recipient.setdefault((row.channel, row.recipient_kind, row.recipient_id), []).append((row, chat_id))
+        outcomes: dict[int, tuple[str, str | None, timedelta | None, int | None]] = {}
+
+        async def serve(queue: list[tuple[Outbox, str | None]]) -> None:
+            for index, (row, chat_id) in enumerate(queue):
+                outcomes[row.id] = await self._deliver(row, chat_id)
+                if outcomes[row.id][0] != "sent":  # hold the rest back: this recipient's order is kept
+                    for later, _ in queue[index + 1 :]:
+                        outcomes[later.id] = ("pending", None, timedelta(0), None)
+                    return
+
+        await asyncio.gather(*(serve(queue) for queue in by_recipient.values()))
         delivered = 0
-        held: set[tuple[str, int]] = set()
-        for row in rows:
-            recipient = (row.recipient_kind, row.recipient_id)
-            outcome: tuple[str, str | None, timedelta | None, int | None]
-            if recipient in held:
-                outcome = ("pending", None, timedelta(0), None)
-            else:
-                outcome = await self._deliver(row)
-                if outcome[0] != "sent":
-                    held.add(recipient)
-            status, error, delay, message_id = outcome
-            async with self.ctx.sessions.begin() as session:
+        async with self.ctx.sessions.begin() as session:
+            for row, _ in claimed:
+                status, error, delay, message_id = outcomes[row.id]
                 fresh = await session.get(Outbox, row.id)
                 if fresh is None:
                     continue
@@ -197,10 +207,8 @@ class Dispatcher:
                 payload={"text": text.render(official.locale, html.escape), "buttons": []},
             )
 
-    async def _deliver(self, row: Outbox) -> tuple[str, str | None, timedelta | None, int | None]:
+    async def _deliver(self, row: Outbox, chat_id: str | None) -> tuple[str, str | None, timedelta | None, int | None]:
         sender = self.senders[row.channel]
-        async with self.ctx.sessions() as session:
-            chat_id = await self._chat_id(session, row)
         if chat_id is None:
             return ("dead", "recipient not found or no longer active", None, None)
         try:
