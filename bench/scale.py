@@ -411,8 +411,16 @@ async def bench_one(database: str, args: argparse.Namespace, root: Path, index: 
         ctx.clock = lambda: morning
         busy = Timing()
         rung = 0
-        for _ in range(args.busy_ticks):
-            handled = await timed(busy, lambda: scheduler.tick(ctx, limit=200))
+        for index in range(args.busy_ticks):
+            if index == 0:  # the statements of the first busy tick are explained; the tick itself is timed
+                recorder.statements, recorder.on = [], True
+            try:
+                handled = await timed(busy, lambda: scheduler.tick(ctx, limit=200))
+            finally:
+                recorder.on = False
+            if index == 0:
+                result.notes["statements_per_busy_tick"] = len(recorder.statements)
+                result.plans["tick ringing alarms"] = await explain(ctx, recorder.statements)
             rung += handled
             if handled == 0:
                 busy.runs.pop()

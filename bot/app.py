@@ -17,6 +17,7 @@ from bot import scheduler
 from bot.calendar import WorkingCalendar
 from bot.context import Context
 from bot.conversation import Conversations
+from bot.digest_jobs import send_due_digests
 from bot.housekeeping import run_housekeeping
 from bot.outbox import Dispatcher, Sender
 from bot.privacy import Vault, load_keys
@@ -74,8 +75,8 @@ async def prepare_database(ctx: Context, *, migrate: bool) -> None:
 
 
 def periodic_jobs() -> list[Callable[[Context], Awaitable[object]]]:
-    """Work the scheduler runs on every tick besides deadline alarms."""
-    return [run_housekeeping]
+    """Work the scheduler runs on every tick besides deadline alarms: the weekly digest, forgetting on time."""
+    return [send_due_digests, run_housekeeping]
 
 
 async def serve(settings: Settings) -> None:

@@ -22,7 +22,16 @@ from bot.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, with_context
 from bot.context import Context
 from bot.digest import PROVINCE, Digest, IsoWeek, ProvinceDigest, compute_digests, compute_province_digest
 from bot.digest_jobs import SendReport, active_recipients, already_sent, send_week
-from bot.digest_render import file_stem, load_details, preview_page, render_digest, unit_name, week_title
+from bot.digest_render import (
+    Details,
+    file_stem,
+    load_all_details,
+    load_details,
+    preview_page,
+    render_digest,
+    unit_name,
+    week_title,
+)
 from bot.i18n import LOCALES
 
 
@@ -89,9 +98,16 @@ async def _preview(ctx: Context, week: IsoWeek, unit: str | None, directory: Pat
         else:
             digests = await compute_digests(ctx, session, week, [unit])
     written = 0
-    for key, digest in digests.items():
+    shared = None
+    if unit is None:
         async with ctx.sessions() as session:
-            details = await load_details(ctx, session, digest)
+            shared = await load_all_details(ctx, session, week)
+    for key, digest in digests.items():
+        if shared is not None:
+            details = shared.get(key, Details([], []))
+        else:
+            async with ctx.sessions() as session:
+                details = await load_details(ctx, session, digest)
         rendered = await render_digest(ctx, digest, locale, details, province=province if key == PROVINCE else None)
         stem = file_stem(key, week)
         title = f"{unit_name(ctx, key, locale)} — {week_title(week, locale)}"

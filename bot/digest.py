@@ -536,20 +536,16 @@ def _unmet_clocks(ctx: Context, due_before: date, met_since: datetime) -> Any:
 
 
 def overdue_at_end(ctx: Context, window_end: datetime, cutoff_day: date, unit_filter: list[Any]) -> Any:
-    """Items open and overdue when the week ended, with the earliest due day they missed.
+    """Items open and overdue when the week ended: (item_id, unit_code, earliest due day missed).
 
-    A due day before the cutoff implies the item was received before it, so items are only looked up by key.
+    A due day before the cutoff implies the item was received before it, so items are only looked up by key,
+    in the (id, unit_code, paused) index; the callers read the other columns for the few rows they show.
     """
     unmet = _unmet_clocks(ctx, cutoff_day, window_end)
     return (
         select(
             Item.id.label("item_id"),
             Item.unit_code.label("unit_code"),
-            Item.receipt_code.label("receipt_code"),
-            Item.type.label("type"),
-            Item.category.label("category"),
-            Item.status.label("status"),
-            Item.received_at.label("received_at"),
             func.min(unmet.c.due_date).label("due"),
         )
         .select_from(unmet)
@@ -560,21 +556,32 @@ def overdue_at_end(ctx: Context, window_end: datetime, cutoff_day: date, unit_fi
     )
 
 
+_ITEM_DETAILS = (
+    Item.receipt_code.label("receipt_code"),
+    Item.type.label("type"),
+    Item.category.label("category"),
+    Item.status.label("status"),
+    Item.received_at.label("received_at"),
+)
+
+
 async def _overdue(
     ctx: Context, session: AsyncSession, window: _Window, unit_filter: list[Any], cal: CalendarTable, get: Any
 ) -> None:
     """How many items are open and overdue per unit, and the ``OVERDUE_LIST`` oldest of each (window functions)."""
     overdue = overdue_at_end(ctx, window.end, window.week.next_monday, unit_filter)
     as_of_number = cal.n(window.as_of)
+    # Item ids grow with receipt, so (due day, id) puts the oldest first.
     ranked = select(
         overdue,
         func.row_number()
-        .over(partition_by=overdue.c.unit_code, order_by=(overdue.c.due, overdue.c.received_at, overdue.c.item_id))
+        .over(partition_by=overdue.c.unit_code, order_by=(overdue.c.due, overdue.c.item_id))
         .label("rank"),
         func.count().over(partition_by=overdue.c.unit_code).label("total"),
     ).subquery("ranked")
     rows = await session.execute(
-        select(ranked, cal.cte.c.n)
+        select(ranked, *_ITEM_DETAILS, cal.cte.c.n)
+        .join(Item, Item.id == ranked.c.item_id)
         .outerjoin(cal.cte, cal.cte.c.day == ranked.c.due)
         .where(ranked.c.rank <= OVERDUE_LIST)
         .order_by(ranked.c.unit_code, ranked.c.rank)
@@ -856,9 +863,10 @@ async def overdue_items(ctx: Context, session: AsyncSession, week: IsoWeek, unit
     cal = calendar_table(ctx, first - timedelta(days=1), window.as_of)
     as_of_number = cal.n(window.as_of)
     rows = await session.execute(
-        select(overdue, cal.cte.c.n)
+        select(overdue, *_ITEM_DETAILS, cal.cte.c.n)
+        .join(Item, Item.id == overdue.c.item_id)
         .outerjoin(cal.cte, cal.cte.c.day == overdue.c.due)
-        .order_by(overdue.c.due, overdue.c.received_at, overdue.c.item_id)
+        .order_by(overdue.c.due, overdue.c.item_id)
     )
     return [
         OverdueItem(

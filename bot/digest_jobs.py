@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.context import Context
 from bot.digest import PROVINCE, Digest, IsoWeek, ProvinceDigest, compute_digests, compute_province_digest, digest_day
-from bot.digest_render import RenderedDigest, load_details, render_digest
+from bot.digest_render import Details, RenderedDigest, load_all_details, load_details, render_digest
 from bot.outbox import enqueue
 from models.tables import DigestRun, Official
 
@@ -94,6 +94,7 @@ async def active_recipients(ctx: Context, *, joined_by: datetime | None = None) 
 
 
 async def already_sent(ctx: Context, weeks: Iterable[IsoWeek]) -> set[tuple[str, str]]:
+    """(unit or ``PROVINCE``, week label) pairs already claimed: a cheap pre-check; the claim itself decides."""
     labels = [week.label for week in weeks]
     async with ctx.sessions() as session:
         rows = await session.execute(select(DigestRun.unit_code, DigestRun.week).where(DigestRun.week.in_(labels)))
@@ -145,6 +146,7 @@ async def send_week(
         missing = [key for key in targets if key != PROVINCE and key not in digests]  # a unit no longer configured
         if missing:
             digests.update(await compute_digests(ctx, session, week, missing))
+    shared: dict[str, Details] | None = None
     for key, recipients in targets.items():
         if not recipients:
             continue
@@ -153,8 +155,16 @@ async def send_week(
             continue
         try:
             digest = province.total if key == PROVINCE and province is not None else digests[key]
-            async with ctx.sessions() as session:
-                details = await load_details(ctx, session, digest)
+            if digest.is_empty:
+                details = Details([], [])
+            elif len(targets) == 1:
+                async with ctx.sessions() as session:
+                    details = await load_details(ctx, session, digest)
+            else:  # many units: every unit's rows from two queries, not two per unit
+                if shared is None:
+                    async with ctx.sessions() as session:
+                        shared = await load_all_details(ctx, session, week)
+                details = shared.get(key, Details([], []))
             rendered = {
                 locale: await render_digest(
                     ctx,

@@ -439,7 +439,7 @@ def render_chart(ctx: Context, digest: Digest, locale: str) -> bytes:
         gettext(locale, "chart.title", unit=unit_name(ctx, digest.unit_code, locale), week=digest.week.label)
     )
     axes.legend(loc="upper left")
-    figure.tight_layout()
+    figure.subplots_adjust(left=0.06, right=0.98, top=0.91, bottom=0.12)  # fixed: tight_layout costs 40%
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
@@ -458,37 +458,55 @@ def _local(ctx: Context, moment: datetime | None) -> datetime | None:
 def render_xlsx(
     ctx: Context, digest: Digest, locale: str, rows: Sequence[ItemRow], overdue: Sequence[OverdueItem]
 ) -> bytes:
-    """Summary, every item received or answered in the week, every item open and overdue, and the desks."""
+    """Summary, every item received or answered in the week, every item open and overdue, and the desks.
+
+    Streamed with openpyxl's write-only mode: the province's workbook has thousands of rows.
+    """
     from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Font
     from openpyxl.utils import get_column_letter
 
     locale = normalise_locale(locale)
-    t = lambda key: gettext(locale, key)  # noqa: E731
-    workbook = Workbook()
+
+    def t(key: str) -> str:
+        return gettext(locale, key)
+
+    workbook = Workbook(write_only=True)
     bold = Font(bold=True)
 
-    def sheet(title: str, headers: Sequence[str], data: Sequence[Sequence[Any]], formats: dict[int, str]) -> None:
+    def sheet(
+        title: str,
+        headers: Sequence[str],
+        data: Sequence[Sequence[Any]],
+        formats: dict[int, str],
+        widths: dict[int, int] | None = None,
+    ) -> None:
         ws = workbook.create_sheet(title[:31])
-        ws.append(list(headers))
-        for cell in ws[1]:
-            cell.font = bold
-        for row in data:
-            ws.append(list(row))
         for index, header in enumerate(headers, 1):
-            letter = get_column_letter(index)
-            ws.column_dimensions[letter].width = max(12, min(40, len(header) + 4))
-            if index in formats:
-                for (cell,) in ws.iter_rows(min_row=2, min_col=index, max_col=index):
-                    cell.number_format = formats[index]
+            width = (widths or {}).get(index) or max(12, min(40, len(header) + 4))
+            ws.column_dimensions[get_column_letter(index)].width = width
         ws.freeze_panes = "A2"
         if data:
-            ws.auto_filter.ref = ws.dimensions
+            ws.auto_filter.ref = f"A1:{get_column_letter(len(headers))}{len(data) + 1}"
+        header_cells = []
+        for header in headers:
+            cell = WriteOnlyCell(ws, value=header)
+            cell.font = bold
+            header_cells.append(cell)
+        ws.append(header_cells)
+        for row in data:
+            values: list[Any] = []
+            for index, value in enumerate(row, 1):
+                if index in formats and isinstance(value, date):  # datetime is a date too
+                    cell = WriteOnlyCell(ws, value=value)
+                    cell.number_format = formats[index]
+                    values.append(cell)
+                else:
+                    values.append(value)
+            ws.append(values)
 
-    summary = workbook.active
-    assert summary is not None
-    summary.title = t("xlsx.sheet_summary")[:31]
-    figures: list[tuple[str, Any]] = [
+    summary: list[tuple[str, Any]] = [
         (t("xlsx.col.unit"), unit_name(ctx, digest.unit_code, locale)),
         (t("xlsx.sum.week"), digest.week.label),
         (t("xlsx.sum.from"), digest.week.monday),
@@ -511,17 +529,15 @@ def render_xlsx(
         (t("xlsx.sum.desk_rating"), _rounded(digest.desk_rating.week.value)),
         (t("xlsx.sum.desk_ratings"), digest.desk_rating.week.count),
     ]
-    summary.append([t("xlsx.col.figure"), t("xlsx.col.value")])
-    for cell in summary[1]:
-        cell.font = bold
-    for label, value in figures:
-        summary.append([label, value])
-        if isinstance(value, date):
-            summary.cell(summary.max_row, 2).number_format = "DD/MM/YYYY"
-    summary.column_dimensions["A"].width = 48
-    summary.column_dimensions["B"].width = 40
-
+    sheet(
+        t("xlsx.sheet_summary"),
+        [t("xlsx.col.figure"), t("xlsx.col.value")],
+        summary,
+        {2: "DD/MM/YYYY"},
+        {1: 48, 2: 40},
+    )
     date_time, day = "DD/MM/YYYY HH:MM", "DD/MM/YYYY"
+    communes = ctx.province.communes
     sheet(
         t("xlsx.sheet_week"),
         [
@@ -545,7 +561,7 @@ def render_xlsx(
                 unit_name(ctx, row.unit_code, locale),
                 type_name(ctx, row.type, locale),
                 category_name(ctx, row.category, locale),
-                ctx.province.communes[row.commune_code].name if row.commune_code in ctx.province.communes else "",
+                communes[row.commune_code].name if row.commune_code in communes else "",
                 status_name(row.status, locale),
                 _local(ctx, row.received_at),
                 row.accept_due,
@@ -613,6 +629,7 @@ def render_xlsx(
                 for desk in digest.desks
             ],
             {},
+            {1: 40},
         )
     workbook.properties.creator = "PAKN"
     buffer = io.BytesIO()
@@ -647,6 +664,18 @@ async def load_details(ctx: Context, session: AsyncSession, digest: Digest) -> D
         await week_items(ctx, session, digest.week, unit_code),
         await overdue_items(ctx, session, digest.week, unit_code),
     )
+
+
+async def load_all_details(ctx: Context, session: AsyncSession, week: IsoWeek) -> dict[str, Details]:
+    """Every unit's rows (and the province's, under ``PROVINCE``) from two queries, for a run over many units."""
+    items = await week_items(ctx, session, week, None)
+    overdue = await overdue_items(ctx, session, week, None)
+    result: dict[str, Details] = {PROVINCE: Details(items, overdue)}
+    for row in items:
+        result.setdefault(row.unit_code, Details([], [])).items.append(row)
+    for item in overdue:
+        result.setdefault(item.unit_code, Details([], [])).overdue.append(item)
+    return result
 
 
 async def render_digest(

@@ -215,7 +215,13 @@ async def submit_item(
         )
     )
     session.add(
-        RoutingDecision(item_id=item.id, unit_code=decision.unit_code, rule_id=decision.rule_id, reason=decision.reason)
+        RoutingDecision(
+            item_id=item.id,
+            unit_code=decision.unit_code,
+            rule_id=decision.rule_id,
+            reason=decision.reason,
+            created_at=now,
+        )
     )
     session.add(new_clock(ctx, item.id, accept))
     if resolve is not None:

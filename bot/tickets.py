@@ -295,7 +295,9 @@ async def transfer_item(
     item.status = check_transition(item.status, "transfer") or item.status
     from_unit = item.unit_code
     item.unit_code = to_unit
-    session.add(RoutingDecision(item_id=item.id, unit_code=to_unit, rule_id="transfer", reason=reason))
+    session.add(
+        RoutingDecision(item_id=item.id, unit_code=to_unit, rule_id="transfer", reason=reason, created_at=ctx.now())
+    )
     await audit.append(
         session,
         action="transfer",
@@ -395,7 +397,9 @@ async def reopen_item(ctx: Context, session: AsyncSession, item: Item, *, reason
     item.reopen_count += 1
     item.closed_at = None
     item.accepted_at = None
-    session.add(RoutingDecision(item_id=item.id, unit_code=supervisor, rule_id="reopen", reason=reason))
+    session.add(
+        RoutingDecision(item_id=item.id, unit_code=supervisor, rule_id="reopen", reason=reason, created_at=ctx.now())
+    )
     session.add(_message(ctx, item, author="citizen", kind="reopen", text=reason))
     clocks = await clocks_of(session, item.id)
     today = ctx.local_date()

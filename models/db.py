@@ -116,8 +116,10 @@ def _sqlite_creator(url: str, connect_args: dict[str, Any]) -> Callable[[], _One
     args, params = probe.sync_engine.dialect.create_connect_args(probe.sync_engine.url)
     params = {**params, **connect_args}
 
+    connect: Callable[..., sqlite3.Connection] = sqlite3.connect
+
     def creator() -> _OneTripConnection:
-        connection = _OneTripConnection(lambda: sqlite3.connect(*args, **params), 64)
+        connection = _OneTripConnection(lambda: connect(*args, **params), 64)
         connection._thread.daemon = True  # as SQLAlchemy does for aiosqlite's threads
         return connection
 
@@ -138,13 +140,13 @@ def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Asyn
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        connect_args = {"timeout": 30, **kwargs.pop("connect_args", {})}
+        sqlite_args = {"timeout": 30, **kwargs.pop("connect_args", {})}
         if parsed.get_driver_name() == "aiosqlite":
-            kwargs.setdefault("async_creator", _sqlite_creator(url, connect_args))
+            kwargs.setdefault("async_creator", _sqlite_creator(url, sqlite_args))
             if "poolclass" not in kwargs:
                 kwargs.setdefault("pool_size", 1)
                 kwargs.setdefault("max_overflow", 0)
-        engine = create_async_engine(url, connect_args=connect_args, **kwargs)
+        engine = create_async_engine(url, connect_args=sqlite_args, **kwargs)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -162,3 +162,21 @@ def test_the_default_week_is_last_week(data_env: dict[str, str], tmp_path: Path)
     result = pakn("digest", "--unit", UNIT, "--preview", str(tmp_path / "o"), env=data_env)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "o" / f"pakn-{UNIT}-{last}.html").exists()
+
+
+async def test_preview_of_every_unit_includes_the_province(
+    golden: dict[str, str], data_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "all"
+    result = pakn("digest", "--all", "--week", "2026-W10", "--preview", str(out), env=data_env)
+    assert result.returncode == 0, result.stderr
+    assert "60 digest(s) for 2026-W10 written to" in result.stdout  # 59 units and the province
+    names = {p.name for p in out.iterdir()}
+    assert len([n for n in names if n.endswith(".html")]) == 60
+    # Files only where something happened: the two busy units, Sở Xây dựng (a transfer out), the province.
+    assert {n for n in names if n.endswith(".png")} == {
+        f"pakn-{code}-2026-W10.png" for code in (UNIT, "so_y_te", "so_xay_dung", "province")
+    }
+    page = (out / "pakn-province-2026-W10.html").read_text(encoding="utf-8")
+    assert "Toàn tỉnh Điện Biên" in page and "1. Sở Y tế: 1/1 (100%)" in page
+    assert "2. UBND Xã Mường Phăng: 5/8 (62,5%)" in page

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-26 16:29:07.313589
+Create Date: 2026-11-26 16:43:55.771402
 """
 
 from collections.abc import Sequence
@@ -218,6 +218,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_items_accepted_at", ["accepted_at", "unit_code"], unique=False)
         batch_op.create_index("ix_items_answered_at", ["answered_at", "unit_code"], unique=False)
         batch_op.create_index(batch_op.f("ix_items_citizen_id"), ["citizen_id"], unique=False)
+        batch_op.create_index("ix_items_id_unit_paused", ["id", "unit_code", "paused"], unique=False)
         batch_op.create_index("ix_items_received_at", ["received_at", "unit_code"], unique=False)
         batch_op.create_index("ix_items_unit_status", ["unit_code", "status"], unique=False)
 
@@ -279,6 +280,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("clocks", schema=None) as batch_op:
         batch_op.create_index("ix_clocks_due_date", ["due_date", "met_at", "item_id", "kind"], unique=False)
+        batch_op.create_index("ix_clocks_item_due_met", ["item_id", "due_date", "met_at"], unique=False)
         batch_op.create_index("ix_clocks_met_at", ["met_at", "due_date", "item_id", "kind"], unique=False)
         batch_op.create_index(batch_op.f("ix_clocks_next_due_at"), ["next_due_at"], unique=False)
 
@@ -367,6 +369,7 @@ def downgrade() -> None:
     with op.batch_alter_table("clocks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_clocks_next_due_at"))
         batch_op.drop_index("ix_clocks_met_at")
+        batch_op.drop_index("ix_clocks_item_due_met")
         batch_op.drop_index("ix_clocks_due_date")
 
     op.drop_table("clocks")
@@ -383,6 +386,7 @@ def downgrade() -> None:
     with op.batch_alter_table("items", schema=None) as batch_op:
         batch_op.drop_index("ix_items_unit_status")
         batch_op.drop_index("ix_items_received_at")
+        batch_op.drop_index("ix_items_id_unit_paused")
         batch_op.drop_index(batch_op.f("ix_items_citizen_id"))
         batch_op.drop_index("ix_items_answered_at")
         batch_op.drop_index("ix_items_accepted_at")
