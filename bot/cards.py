@@ -151,8 +151,14 @@ async def refresh_cards(ctx: Context, session: AsyncSession, item: Item) -> None
         if locale not in payloads:
             payloads[locale] = await card_payload(ctx, session, item, locale)
             payloads[locale].pop("attachments", None)
-        enqueue(ctx, session, channel="telegram", recipient_kind=card.recipient_kind, recipient_id=card.recipient_id,
-                payload={**payloads[locale], "edit_message_id": card.message_id})
+        enqueue(
+            ctx,
+            session,
+            channel="telegram",
+            recipient_kind=card.recipient_kind,
+            recipient_id=card.recipient_id,
+            payload={**payloads[locale], "edit_message_id": card.message_id},
+        )
 
 
 async def notify_unit(

@@ -120,7 +120,11 @@ class Dispatcher:
                 row.status = "sending"
                 row.attempts += 1
                 row.not_before = now + LEASE
-            chat_ids = {(row.recipient_kind, row.recipient_id): await self._chat_id(session, row) for row in rows}
+            chat_ids: dict[tuple[str, int], str | None] = {}
+            for row in rows:  # each recipient looked up and decrypted once per batch
+                key = (row.recipient_kind, row.recipient_id)
+                if key not in chat_ids:
+                    chat_ids[key] = await self._chat_id(session, row)
         return [(row, chat_ids[(row.recipient_kind, row.recipient_id)]) for row in rows]
 
     async def _chat_id(self, session: AsyncSession, row: Outbox) -> str | None:

@@ -92,6 +92,18 @@ def _reason(text: str, *, limit: int = MAX_REASON) -> str:
     return text
 
 
+def _contribution(text: str, attachments: Sequence[dict[str, Any]], *, empty_key: str) -> str:
+    """Words and files added to an item's thread (by the citizen or the unit): not empty, within limits."""
+    text = normalise_text(text)
+    if not text and not attachments:
+        raise ValidationError(empty_key)
+    if len(text) > MAX_DESCRIPTION:
+        raise ValidationError("error.description_too_long", max=MAX_DESCRIPTION)
+    if len(attachments) > MAX_ATTACHMENTS:
+        raise ValidationError("error.too_many_attachments", max=MAX_ATTACHMENTS)
+    return text
+
+
 def _message(
     ctx: Context,
     item: Item,
@@ -189,13 +201,7 @@ async def add_info(
 ) -> None:
     """The citizen adds information; if the item was waiting for it, the clocks resume, shifted by the pause."""
     check_transition(item.status, "add_info")
-    text = normalise_text(text)
-    if not text and not attachments:
-        raise ValidationError("error.reason_required")
-    if len(text) > MAX_DESCRIPTION:
-        raise ValidationError("error.description_too_long", max=MAX_DESCRIPTION)
-    if len(attachments) > MAX_ATTACHMENTS:
-        raise ValidationError("error.too_many_attachments", max=MAX_ATTACHMENTS)
+    text = _contribution(text, attachments, empty_key="error.reason_required")
     resumed = False
     if item.status == Status.NEEDS_INFO:
         today = ctx.local_date()
@@ -251,11 +257,7 @@ async def answer_item(
     official_id: int | None = None,
 ) -> ItemMessage:
     """The unit's answer. Answering an item not yet accepted accepts it too."""
-    text = normalise_text(text)
-    if not text and not attachments:
-        raise ValidationError("error.answer_empty")
-    if len(text) > MAX_DESCRIPTION:
-        raise ValidationError("error.description_too_long", max=MAX_DESCRIPTION)
+    text = _contribution(text, attachments, empty_key="error.answer_empty")
     item.status = check_transition(item.status, "answer") or item.status
     now = ctx.now()
     item.accepted_at = item.accepted_at or now

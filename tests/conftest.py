@@ -128,6 +128,16 @@ class TestClock:
         self._set(self.current + timedelta(**delta))
 
 
+def second_process(ctx: Context) -> Context:
+    """The same database through a separate engine and pool, as another ``pakn serve`` would see it.
+    The caller disposes ``.engine``."""
+    import dataclasses
+
+    schema = ctx.engine.dialect.default_schema_name if ctx.engine.url.get_backend_name() == "postgresql" else None
+    engine = create_engine(ctx.engine.url.render_as_string(hide_password=False), schema=schema)
+    return dataclasses.replace(ctx, engine=engine, sessions=make_session_factory(engine))
+
+
 @pytest.fixture
 def clock() -> TestClock:
     return TestClock(datetime(2026, 2, 12, 9, 0, tzinfo=VN).astimezone(UTC))

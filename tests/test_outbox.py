@@ -16,9 +16,8 @@ from bot.conversation import Conversations
 from bot.officials import accept_invite, create_invite
 from bot.outbox import Dispatcher, enqueue
 from handlers.telegram import TelegramChannel
-from models.db import create_engine, make_session_factory
 from models.tables import Outbox
-from tests.conftest import TestClock
+from tests.conftest import TestClock, second_process
 from tests.fakes.telegram_api import FakeBotAPI
 
 TOKEN = "123456:TEST-token"
@@ -82,13 +81,8 @@ async def _pending(ctx: Context) -> int:
 async def test_two_dispatchers_deliver_each_message_exactly_once(rig: Rig) -> None:
     chats = list(range(9000, 9040))
     await _queue(rig.ctx, chats)
-    engine = create_engine(
-        rig.ctx.engine.url.render_as_string(hide_password=False),
-        schema=rig.ctx.engine.dialect.default_schema_name
-        if rig.ctx.engine.url.get_backend_name() == "postgresql"
-        else None,
-    )
-    second = dataclasses.replace(rig.ctx, engine=engine, sessions=make_session_factory(engine))
+    second = second_process(rig.ctx)
+    engine = second.engine
     try:
         await _drain(rig.dispatcher(), rig.dispatcher(second))
     finally:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -12,9 +11,8 @@ from bot import officials, scheduler
 from bot.context import Context
 from bot.intake import Draft, submit_item
 from bot.tickets import accept_item, lock_item
-from models.db import create_engine, make_session_factory
 from models.tables import AuditEvent, Clock, Official, Outbox
-from tests.conftest import TestClock
+from tests.conftest import TestClock, second_process
 
 
 async def _official(ctx: Context, unit: str, role: str, user_id: int) -> Official:
@@ -130,11 +128,8 @@ async def test_two_processes_ring_each_alarm_once(ctx: Context, clock: TestClock
             )
             await submit_item(ctx, session, draft, channel="web", channel_id=f"s{index}")
     clock.set_local(2026, 2, 13, 8, 30)
-    engine = create_engine(
-        ctx.engine.url.render_as_string(hide_password=False),
-        schema=ctx.engine.dialect.default_schema_name if ctx.engine.url.get_backend_name() == "postgresql" else None,
-    )
-    other = dataclasses.replace(ctx, engine=engine, sessions=make_session_factory(engine))
+    other = second_process(ctx)
+    engine = other.engine
     try:
         results = await asyncio.gather(*(scheduler.tick(process, limit=7) for process in (ctx, other) * 4))
     finally:
