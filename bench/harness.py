@@ -314,8 +314,8 @@ class ArrivalFake(FakeBotAPI):
         self.method_counts: Counter[str] = Counter()
         self._waiters: dict[int, tuple[int, asyncio.Future[float]]] = {}
 
-    def _record(self, method: str, params: dict[str, Any], request: Any) -> Any:
-        call = super()._record(method, params, request)
+    def _record(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
+        call = super()._record(method, params, headers)
         self.method_counts[method] += 1
         if method == "sendMessage":
             chat = params.get("chat_id")
@@ -415,9 +415,11 @@ class Driver:
         body = self._update(chat, kind, value)
         headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
         async with self._client.post(self.webhook_url, data=body, headers=headers) as response:
-            await response.read()
+            reply = await response.read()
             if response.status != 200:
                 raise RuntimeError(f"webhook answered {response.status} to a {kind} update")
+            content_type = response.content_type
+        await self.fake.perform_webhook_reply(content_type, reply)  # as Telegram does with a reply to the webhook
 
     async def calibrate(self, chat: int, script: Sequence[tuple[str, str]], quiet: float = 0.25) -> list[int]:
         """Run the script once, slowly, and count the messages each update is answered with."""

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot import tickets
@@ -48,27 +46,30 @@ from bot.dialog import (
 from bot.errors import DomainError, NotAllowed
 from bot.i18n import format_moment, render
 from bot.intake import Draft, submit_item
+from bot.officials import ACTIVE_OFFICIAL, is_official, official_key
 from bot.outbox import enqueue
 from bot.privacy import lookup_hash, normalise_phone
 from bot.ratings import rate_desk
-from models.tables import AuditEvent, Citizen, Desk, DialogState, Item, ItemMessage, ProcessedUpdate
+from models.tables import AuditEvent, Citizen, Desk, DialogState, Item, ItemMessage
 
 log = logging.getLogger(__name__)
 
 MAX_EFFECTS_PER_EVENT = 4
 MAX_ATTEMPTS = 5
+# The ids of a chat's latest updates live in its sealed state under this key, so that an update Telegram
+# delivers again is recognised without a statement of its own; a redelivery comes soon after the original.
+RECENT_UPDATES_KEY = "_updates"
+RECENT_UPDATES_KEPT = 20
 
-_PROCESSED: Table = ProcessedUpdate.__table__  # type: ignore[assignment]
 _STATES: Table = DialogState.__table__  # type: ignore[assignment]
-# Built once: a prepared statement skips building and cache-key generation on every update.
-_FIRST_DELIVERY = (
-    sqlite_insert(_PROCESSED).on_conflict_do_nothing(),
-    postgresql_insert(_PROCESSED).on_conflict_do_nothing(),
-)
-_SELECT_STATE = (
-    select(_STATES.c.id, _STATES.c.enc_state, _STATES.c.version)
-    .where(_STATES.c.channel == bindparam("s_channel"), _STATES.c.chat_hash == bindparam("s_chat_hash"))
-    .with_for_update()
+# Built once: a prepared statement skips building and cache-key generation on every update. The state row is
+# locked (PostgreSQL; SQLite's BEGIN IMMEDIATE locks the database) and, for a Telegram user, whether they are an
+# official is asked in the same statement.
+_STATE_COLUMNS = (_STATES.c.id, _STATES.c.enc_state, _STATES.c.version)
+_STATE_OF_CHAT = (_STATES.c.channel == bindparam("s_channel"), _STATES.c.chat_hash == bindparam("s_chat_hash"))
+_SELECT_STATE = select(*_STATE_COLUMNS).where(*_STATE_OF_CHAT).with_for_update(of=_STATES)
+_SELECT_STATE_UNLESS_OFFICIAL = (
+    select(*_STATE_COLUMNS, ACTIVE_OFFICIAL.label("official")).where(*_STATE_OF_CHAT).with_for_update(of=_STATES)
 )
 _INSERT_STATE = _STATES.insert()
 _UPDATE_STATE = _STATES.update().where(_STATES.c.id == bindparam("s_id"), _STATES.c.version == bindparam("s_version"))
@@ -82,6 +83,7 @@ class Rendered:
     replies: list[dict[str, Any]]
     duplicate: bool = False
     queued: bool = False  # replies went to the outbox instead
+    official: bool = False  # the sender is an official: nothing was done (see ``unless_official``)
 
 
 def render_reply(reply: Reply, locale: str) -> dict[str, Any]:
@@ -95,6 +97,30 @@ def render_reply(reply: Reply, locale: str) -> dict[str, Any]:
     }
 
 
+class _Unit:
+    """One update's unit of work: the transaction's Core connection, and an ORM session on that same transaction
+    opened only when an effect or the outbox needs one (most updates only read and write their dialog state)."""
+
+    def __init__(self, ctx: Context, connection: AsyncConnection) -> None:
+        self.ctx = ctx
+        self.connection = connection
+        self._session: AsyncSession | None = None
+
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            # "rollback_only": the session joins the connection's transaction and never commits it itself.
+            self._session = self.ctx.sessions(bind=self.connection, join_transaction_mode="rollback_only")
+        return self._session
+
+    async def flush(self) -> None:
+        if self._session is not None:
+            await self._session.flush()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
 class Conversations:
     """The citizen channel's entry point, shared by every adapter (Telegram, web chat, Zalo)."""
 
@@ -104,19 +130,33 @@ class Conversations:
         self.on_commit: Callable[[], None] | None = None  # wakes the outbox dispatcher
 
     async def handle(
-        self, channel: str, chat_id: str, event: Event, *, update_id: int | None = None, operator_id: int | None = None
+        self,
+        channel: str,
+        chat_id: str,
+        event: Event,
+        *,
+        update_id: int | None = None,
+        operator_id: int | None = None,
+        unless_official: int | None = None,
     ) -> Rendered:
         """Process one event; retry when another process changed the same conversation at the same moment.
 
         ``operator_id``: a hotline operator is filing on a caller's behalf (channel ``hotline``); the item is
-        keyed to the caller's phone, and lasting messages go to the operator.
+        keyed to the caller's phone, and lasting messages go to the operator. ``unless_official``: the sender's
+        Telegram user id; when that user is an active official nothing is done and ``Rendered.official`` is
+        set (asked in the same transaction: the citizen hot path's only look-up of officials).
         """
         for attempt in range(MAX_ATTEMPTS):
             try:
-                async with self.ctx.sessions.begin() as session:
-                    if update_id is not None and not await self._first_delivery(session, channel, update_id):
-                        return Rendered("vi", [], duplicate=True)
-                    rendered = await self._handle(session, channel, chat_id, event, operator_id)
+                async with self.ctx.engine.begin() as connection:
+                    unit = _Unit(self.ctx, connection)
+                    try:
+                        rendered = await self._handle(
+                            unit, channel, chat_id, event, update_id, operator_id, unless_official
+                        )
+                        await unit.flush()
+                    finally:
+                        await unit.close()
                 if rendered.queued and self.on_commit is not None:
                     self.on_commit()
                 return rendered
@@ -126,29 +166,38 @@ class Conversations:
                 log.debug("retrying a conflicting update for a %s chat", channel)
         raise AssertionError("unreachable")
 
-    async def _first_delivery(self, session: AsyncSession, channel: str, update_id: int) -> bool:
-        """Note the update id; False when it is already there (Telegram delivered the update again).
-
-        One ``INSERT … ON CONFLICT DO NOTHING``: a second delivery inserts nothing, and a concurrent one waits
-        for the first transaction (PostgreSQL) or for the write lock (SQLite), then inserts nothing.
-        """
-        connection = await session.connection()
-        statement = _FIRST_DELIVERY[connection.dialect.name == "postgresql"]
-        result = await connection.execute(
-            statement, {"channel": channel, "update_id": update_id, "created_at": self.ctx.now()}
-        )
-        return result.rowcount == 1
-
     async def _handle(
-        self, session: AsyncSession, channel: str, chat_id: str, event: Event, operator_id: int | None
+        self,
+        unit: _Unit,
+        channel: str,
+        chat_id: str,
+        event: Event,
+        update_id: int | None,
+        operator_id: int | None,
+        unless_official: int | None,
     ) -> Rendered:
-        chat_hash = lookup_hash(self.ctx.keys, channel, chat_id)
-        # The dialog state is read and written with prepared Core statements on the session's connection: the
-        # ORM's unit of work took a third of the CPU of an update for this one row. The version check is the
-        # one the mapper's version_id_col makes.
-        connection = await session.connection()
-        row = (await connection.execute(_SELECT_STATE, {"s_channel": channel, "s_chat_hash": chat_hash})).first()
+        # The dialog state is read and written with prepared Core statements: the ORM's unit of work took a
+        # third of the CPU of an update for this one row. The version check is the one the mapper's
+        # version_id_col makes.
+        connection = unit.connection
+        parameters = {"s_channel": channel, "s_chat_hash": lookup_hash(self.ctx.keys, channel, chat_id)}
+        if unless_official is None:
+            row = (await connection.execute(_SELECT_STATE, parameters)).first()
+        else:
+            row = (
+                await connection.execute(
+                    _SELECT_STATE_UNLESS_OFFICIAL, {**parameters, "o_key": official_key(self.ctx, unless_official)}
+                )
+            ).first()
+            official = row.official if row is not None else await is_official(self.ctx, connection, unless_official)
+            if official:
+                return Rendered("vi", [], official=True)
         state = self._unseal(row.enc_state) if row is not None else new_state(event.language)
+        recent: list[int] = state.pop(RECENT_UPDATES_KEY, [])
+        if update_id is not None:
+            if update_id in recent:  # a second delivery of an update already handled: nothing changes
+                return Rendered(state.get("locale", "vi"), [], duplicate=True)
+            recent = [*recent, update_id][-RECENT_UPDATES_KEPT:]
         step = self.dialog.handle(state, event)
         replies = list(step.replies)
         durable = step.durable
@@ -156,18 +205,19 @@ class Conversations:
             if step.effect is None:
                 break
             outcome = await self._perform(
-                session, channel, chat_id, step.effect, step.state.get("locale", "vi"), operator_id
+                unit.session(), channel, chat_id, step.effect, step.state.get("locale", "vi"), operator_id
             )
             step = self.dialog.on_result(step.state, step.effect, outcome)
             replies += step.replies
             durable = durable or step.durable
-        sealed = self.ctx.vault.encrypt(json.dumps(step.state, ensure_ascii=False), "dialog.state")
+        saved_state = {**step.state, RECENT_UPDATES_KEY: recent} if recent else step.state
+        sealed = self.ctx.vault.encrypt(json.dumps(saved_state, ensure_ascii=False), "dialog.state")
         if row is None:
             await connection.execute(
                 _INSERT_STATE,
                 {
                     "channel": channel,
-                    "chat_hash": chat_hash,
+                    "chat_hash": parameters["s_chat_hash"],
                     "enc_state": sealed,
                     "version": 1,
                     "updated_at": self.ctx.now(),
@@ -188,24 +238,18 @@ class Conversations:
                 raise StaleDataError("the conversation changed while this update was handled")
         locale = step.state.get("locale", "vi")
         rendered = [render_reply(reply, locale) for reply in replies]
-        if durable:
-            if operator_id is not None:
-                target = ("telegram", "official", operator_id)
-            else:
-                target = (channel, "citizen", (await citizen_for_chat(self.ctx, session, channel, chat_id)).id)
-            for payload in rendered:
-                enqueue(
-                    self.ctx,
-                    session,
-                    channel=target[0],
-                    recipient_kind=target[1],
-                    recipient_id=target[2],
-                    payload=payload,
-                )
-            await session.flush()
-            return Rendered(locale, [], queued=True)
-        await session.flush()
-        return Rendered(locale, rendered)
+        if not durable:
+            return Rendered(locale, rendered)
+        session = unit.session()
+        if operator_id is not None:
+            target = ("telegram", "official", operator_id)
+        else:
+            target = (channel, "citizen", (await citizen_for_chat(self.ctx, session, channel, chat_id)).id)
+        for payload in rendered:
+            enqueue(
+                self.ctx, session, channel=target[0], recipient_kind=target[1], recipient_id=target[2], payload=payload
+            )
+        return Rendered(locale, [], queued=True)
 
     def _unseal(self, sealed: bytes) -> dict[str, Any]:
         state: dict[str, Any] = json.loads(self.ctx.vault.decrypt(sealed, "dialog.state"))

@@ -1,4 +1,4 @@
-"""Forgetting on time: identity past its retention period, abandoned drafts, delivery bookkeeping.
+"""Forgetting on time: identity past its retention period and abandoned drafts.
 
 The citizen is told before consenting how long their name and phone are kept (``scheduler.toml``
 ``retention.identity_days`` after the item is settled); this job keeps that promise. Audit events never
@@ -10,21 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import and_, delete, exists, or_, select, update
+from sqlalchemy import delete, exists, or_, select, update
 
 from bot import audit
 from bot.context import Context
-from models.tables import Citizen, DialogState, Item, ProcessedUpdate
+from models.tables import Citizen, DialogState, Item
 
 ABANDONED_DRAFT = timedelta(days=30)
-UPDATE_IDS_KEPT = timedelta(days=2)
 
 
 @dataclass(frozen=True)
 class Purged:
     identities: int
     drafts: int
-    update_ids: int
 
 
 async def run_housekeeping(ctx: Context) -> Purged:
@@ -49,7 +47,4 @@ async def run_housekeeping(ctx: Context) -> Purged:
                 data={"citizens": len(ids), "retention_days": ctx.province.scheduler.identity_retention_days},
             )
         drafts = await session.execute(delete(DialogState).where(DialogState.updated_at < now - ABANDONED_DRAFT))
-        updates = await session.execute(
-            delete(ProcessedUpdate).where(and_(ProcessedUpdate.created_at < now - UPDATE_IDS_KEPT))
-        )
-    return Purged(len(ids), drafts.rowcount or 0, updates.rowcount or 0)  # type: ignore[attr-defined]
+    return Purged(len(ids), drafts.rowcount or 0)  # type: ignore[attr-defined]

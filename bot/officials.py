@@ -14,8 +14,8 @@ import secrets
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, exists, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot import audit
 from bot.context import Context
@@ -119,6 +119,21 @@ async def accept_invite(
         data={"unit": invite.unit_code, "role": invite.role},
     )
     return official
+
+
+# "Is the user whose key is bound to ``o_key`` an active official?", as a clause to put in another statement.
+ACTIVE_OFFICIAL = exists().where(Official.lookup_hash == bindparam("o_key"), Official.active.is_(True))
+_ACTIVE_OFFICIAL = select(ACTIVE_OFFICIAL)
+
+
+def official_key(ctx: Context, telegram_user_id: int) -> str:
+    """The value for ``ACTIVE_OFFICIAL``'s ``o_key``."""
+    return lookup_hash(ctx.keys, OFFICIAL_CHANNEL, telegram_user_id)
+
+
+async def is_official(ctx: Context, connection: AsyncConnection, telegram_user_id: int) -> bool:
+    """Whether a Telegram user is an active official: one prepared Core statement, for the citizen hot path."""
+    return bool(await connection.scalar(_ACTIVE_OFFICIAL, {"o_key": official_key(ctx, telegram_user_id)}))
 
 
 async def official_for_user(ctx: Context, session: AsyncSession, telegram_user_id: int) -> Official | None:

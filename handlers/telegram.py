@@ -21,23 +21,21 @@ import io
 import json
 import logging
 import os
+import warnings
 from typing import Any
 
 from aiohttp import web
 from telegram import (
     BotCommand,
-    InlineKeyboardButton,
-    InlineKeyboardMarkup,
     InputFile,
-    KeyboardButton,
     Message,
-    ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
     Update,
 )
 from telegram.constants import MessageLimit, ParseMode
 from telegram.error import BadRequest, Forbidden, InvalidToken, NetworkError, RetryAfter, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder, ContextTypes, TypeHandler
+from telegram.warnings import PTBUserWarning
 
 from bot.app import StartupError
 from bot.context import Context
@@ -53,6 +51,9 @@ log = logging.getLogger(__name__)
 
 # Opt in now to python-telegram-bot's announced behaviour: time periods (RetryAfter.retry_after) as timedelta.
 os.environ.setdefault("PTB_TIMEDELTA", "1")
+# do_api_request is used on purpose for sends whose result is only a message id: PTB then skips building a
+# Message object, which cost as much as the rest of the send. PTB suggests its typed method instead.
+warnings.filterwarnings("ignore", message="Please use .Bot\\.", category=PTBUserWarning)
 
 CHANNEL = "telegram"
 HOTLINE = "hotline"
@@ -88,26 +89,55 @@ def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str
     return pieces
 
 
-def reply_markup(payload: dict[str, Any]) -> InlineKeyboardMarkup | ReplyKeyboardMarkup | None:
-    request = payload.get("request_contact") or payload.get("request_location")
-    if request:
-        keys = [
-            [
-                KeyboardButton(
-                    request,
-                    request_contact=bool(payload.get("request_contact")),
-                    request_location=bool(payload.get("request_location")),
-                )
-            ]
-        ]
-        keys += [[KeyboardButton(button["label"]) for button in row] for row in payload.get("buttons", [])]
-        return ReplyKeyboardMarkup(keys, resize_keyboard=True, one_time_keyboard=True)
+def reply_markup(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The Bot API ``reply_markup`` of a rendered reply: an inline keyboard, or a one-time reply keyboard when it
+    asks for the contact or the location. Plain Bot API JSON: building PTB's keyboard objects for every message
+    cost more than the rest of the send."""
     rows = payload.get("buttons") or []
+    for kind in ("request_contact", "request_location"):
+        if payload.get(kind):
+            keys: list[list[dict[str, Any]]] = [[{"text": payload[kind], kind: True}]]
+            keys += [[{"text": button["label"]} for button in row] for row in rows]
+            return {"keyboard": keys, "resize_keyboard": True, "one_time_keyboard": True}
     if not rows:
         return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(button["label"], callback_data=button["payload"]) for button in row] for row in rows]
-    )
+    return {"inline_keyboard": [[{"text": b["label"], "callback_data": b["payload"]} for b in row] for row in rows]}
+
+
+def message_calls(chat_id: int, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``sendMessage`` parameters for a rendered reply: one message per 4,096-character piece, the keyboard on
+    the last one."""
+    pieces = split_text(payload["text"])
+    markup = reply_markup(payload)
+    calls = []
+    for index, piece in enumerate(pieces):
+        params: dict[str, Any] = {"chat_id": chat_id, "text": piece, "parse_mode": ParseMode.HTML.value}
+        if markup is not None and index == len(pieces) - 1:
+            params["reply_markup"] = markup
+        calls.append(params)
+    return calls
+
+
+class WebhookReply:
+    """The one Bot API call an update may be answered with in the webhook's HTTP response.
+
+    Telegram performs a method named in the response to its POST ("reply to the webhook"), so the last message
+    of a citizen's answer costs no request of ours; its result cannot be known, so only messages whose loss a
+    retry would not mend anyway (dialog steps, never the outbox's receipts) go this way.
+    """
+
+    def __init__(self) -> None:
+        self.call: dict[str, Any] | None = None
+
+    def hold(self, chat_id: int, payload: dict[str, Any]) -> bool:
+        """Keep ``payload`` for the response if it is one plain message and nothing is held yet."""
+        if self.call is not None or payload.get("attachments") or payload.get("documents"):
+            return False
+        calls = message_calls(chat_id, payload)
+        if len(calls) != 1:
+            return False
+        self.call = {"method": "sendMessage", **calls[0]}
+        return True
 
 
 class TelegramSender:
@@ -154,18 +184,15 @@ class TelegramSender:
             raise Undeliverable(exc.message) from exc
         except NetworkError as exc:
             raise RetryLater(str(exc)) from exc
-        return messages[0].message_id if messages else None
+        return messages[0] if messages else None
 
     async def _edit(self, chat_id: int, payload: dict[str, Any]) -> int | None:
-        markup = reply_markup(payload)
+        params = message_calls(chat_id, payload)[0]
+        params["message_id"] = int(payload["edit_message_id"])
+        if "inline_keyboard" not in params.get("reply_markup", {}):  # only an inline keyboard can be edited in
+            params.pop("reply_markup", None)
         try:
-            await self.application.bot.edit_message_text(
-                split_text(payload["text"])[0],
-                chat_id=chat_id,
-                message_id=int(payload["edit_message_id"]),
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
-            )
+            await self.application.bot.do_api_request("editMessageText", api_kwargs=params)
         except BadRequest as exc:
             if "not modified" not in exc.message.lower():
                 raise
@@ -196,16 +223,14 @@ class TelegramSender:
                 chat_id, InputFile(io.BytesIO(data), filename=document["filename"]), caption=document.get("caption")
             )
 
-    async def send_now(self, chat_id: int, payload: dict[str, Any]) -> list[Message]:
+    async def send_now(self, chat_id: int, payload: dict[str, Any]) -> list[int]:
+        """Send a rendered reply now; the ids of the messages sent. The returned ``Message`` is not parsed into
+        PTB's objects (``do_api_request`` without a return type): only its id is used."""
         bot = self.application.bot
-        pieces = split_text(payload["text"])
-        markup = reply_markup(payload)
         sent = []
-        for index, piece in enumerate(pieces):
-            last = index == len(pieces) - 1
-            sent.append(
-                await bot.send_message(chat_id, piece, parse_mode=ParseMode.HTML, reply_markup=markup if last else None)
-            )
+        for params in message_calls(chat_id, payload):
+            message = await bot.do_api_request("sendMessage", api_kwargs=params)
+            sent.append(int(message["message_id"]))
         return sent
 
 
@@ -371,10 +396,21 @@ class TelegramChannel:
             raise web.HTTPBadRequest(text="malformed update") from None
         if update is None:
             raise web.HTTPBadRequest(text="malformed update")
-        await self.application.update_queue.put(update)
+        # Handled here rather than through PTB's update queue, so that the answer can ride the response.
+        reply = WebhookReply()
+        try:
+            await self._route(update, reply)
+        except Exception as error:  # what PTB's application does with a handler's error
+            await self._report_error(update, error)
+        if reply.call is not None:
+            return web.json_response(reply.call)
         return web.Response(text="ok")
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
+        """PTB's handler, for updates fetched by polling."""
+        await self._route(update, None)
+
+    async def _route(self, update: Update, webhook_reply: WebhookReply | None) -> None:
         """Route an update: officials' buttons and commands, a hotline call being recorded, or a citizen."""
         chat, user = update.effective_chat, update.effective_user
         if chat is None or user is None:
@@ -392,9 +428,9 @@ class TelegramChannel:
                 return
         message = update.message
         text = message.text if message is not None else None
-        # Whether the sender is an official is asked once: a citizen's update (nearly all of them) then goes
-        # straight to the conversation; the desk's command, hotline and message paths, which look the official
-        # up again, only run for officials (for anyone else in a private chat they answer None or False).
+        # Whether the sender is an official is asked once: for a command here, for anything else by the citizen's
+        # conversation in its own transaction. The desk's command, hotline and message paths, which look the
+        # official up again, only run for officials (for anyone else in a private chat they answer None or False).
         official: bool | None = None
         if text and text.startswith("/"):
             command, _, args = text[1:].partition(" ")
@@ -416,17 +452,33 @@ class TelegramChannel:
                     return
         if not private:
             return
-        if official is None:
-            official = await self.desk.is_official(user.id)
+        # A button's spinner is stopped once: by the first _citizen below even when the sender turns out an official.
+        answer_button = query is not None
         if not official:
-            await self._citizen(update, chat.id, channel=CHANNEL, chat_key=str(chat.id))
-            return
+            if await self._citizen(
+                update,
+                chat.id,
+                channel=CHANNEL,
+                chat_key=str(chat.id),
+                webhook_reply=webhook_reply,
+                unless_official=user.id if official is None else None,
+            ):
+                return
+            answer_button = False
         operator = await self.desk.hotline_active(user.id)
         if operator is not None:
-            await self._citizen(update, chat.id, channel=HOTLINE, chat_key=f"op{operator.id}", operator_id=operator.id)
+            await self._citizen(
+                update,
+                chat.id,
+                channel=HOTLINE,
+                chat_key=f"op{operator.id}",
+                operator_id=operator.id,
+                answer_button=answer_button,
+            )
             return
         if query is not None:
-            await self._answer_callback(update, None)
+            if answer_button:
+                await self._answer_callback(update, None)
             return
         event = event_from_update(update)
         attachment = event.attachment if event is not None else None
@@ -476,26 +528,42 @@ class TelegramChannel:
         chat_key: str,
         operator_id: int | None = None,
         event: Event | None = None,
-    ) -> None:
+        webhook_reply: WebhookReply | None = None,
+        unless_official: int | None = None,
+        answer_button: bool = True,
+    ) -> bool:
+        """Run the update through the citizen's conversation; False (nothing done) when ``unless_official`` is
+        the id of an active official."""
         event = event or event_from_update(update)
         if event is None:
-            return
+            return True
         # The button press is answered (its spinner stopped) while the update is handled, not before: one Bot
         # API round trip less before the reply. _answer_callback never raises a TelegramError.
         answering = None
-        if update.callback_query is not None:
+        if update.callback_query is not None and answer_button:
             answering = asyncio.ensure_future(self._answer_callback(update, None))
         try:
             rendered = await self.conversations.handle(
-                channel, chat_key, event, update_id=update.update_id, operator_id=operator_id
+                channel,
+                chat_key,
+                event,
+                update_id=update.update_id,
+                operator_id=operator_id,
+                unless_official=unless_official,
             )
-            for payload in rendered.replies:
-                if operator_id is not None:  # the operator types the caller's number; no share-contact key
-                    payload = {**payload, "request_contact": None, "request_location": None}
+            if rendered.official:
+                return False
+            payloads = rendered.replies
+            if operator_id is not None:  # the operator types the caller's number; no share-contact key
+                payloads = [{**payload, "request_contact": None, "request_location": None} for payload in payloads]
+            if payloads and webhook_reply is not None and webhook_reply.hold(chat_id, payloads[-1]):
+                payloads = payloads[:-1]  # sent first: the held message answers the webhook, after them
+            for payload in payloads:
                 await self.sender.send_now(chat_id, payload)
         finally:
             if answering is not None:
                 await answering
+        return True
 
     async def _deliver(self, reply: DeskReply, chat_id: int, user_id: int) -> None:
         for payload in reply.here:
@@ -520,7 +588,11 @@ class TelegramChannel:
         await self.application.bot.send_message(chat_id, text, reply_markup=ReplyKeyboardRemove())
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        log.error("error while handling a Telegram update", exc_info=context.error)
+        await self._report_error(update, context.error)
+
+    async def _report_error(self, update: object, error: BaseException | None) -> None:
+        """Log the failure with its traceback; the user gets a one-line apology, never the traceback."""
+        log.error("error while handling a Telegram update", exc_info=error)
         if isinstance(update, Update) and update.effective_chat is not None:
             with contextlib.suppress(TelegramError):
                 await self._say(update.effective_chat.id, "error.generic", update)

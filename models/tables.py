@@ -350,15 +350,6 @@ class DialogState(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
-class ProcessedUpdate(Base):
-    """Update ids already handled, so a redelivered webhook call is processed once."""
-
-    __tablename__ = "processed_updates"
-    channel: Mapped[str] = mapped_column(String(16), primary_key=True)
-    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-
 class DigestRun(Base):
     """One unit's digest for one ISO week: the unique key makes it go out once across processes."""
 

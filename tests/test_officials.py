@@ -7,6 +7,7 @@ were invited by the coordinator; the inspectorate's head (7100) and coordinator 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 from collections.abc import AsyncIterator
@@ -95,6 +96,8 @@ async def world(ctx: Context) -> AsyncIterator[World]:
         finally:
             await channel.stop()
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):  # done before the database goes away
+                await task
             await server.close()
 
 

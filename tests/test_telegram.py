@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 from collections.abc import AsyncIterator
@@ -60,6 +61,8 @@ async def _run(ctx: Context, mode: str) -> AsyncIterator[Running]:
         finally:
             await channel.stop()
             task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):  # done before the database goes away
+                await task
             await server.close()
 
 

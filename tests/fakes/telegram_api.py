@@ -987,6 +987,7 @@ class _Webhook:
     secret_token: str | None
     allowed_updates: list[str] | None
     max_connections: int
+    token: str | None = None
     last_error_date: int | None = None
     last_error_message: str | None = None
 
@@ -1356,8 +1357,9 @@ class FakeBotAPI:
                 headers=headers,
                 timeout=aiohttp.ClientTimeout(total=timeout),
             ) as response:
-                await response.read()
+                reply = await response.read()
                 status = response.status
+                content_type = response.content_type
         except (aiohttp.ClientError, TimeoutError) as exc:
             webhook.last_error_date = int(time.time())
             webhook.last_error_message = f"Connection failed: {exc.__class__.__name__}"
@@ -1365,6 +1367,8 @@ class FakeBotAPI:
         if not 200 <= status <= 299:
             webhook.last_error_date = int(time.time())
             webhook.last_error_message = f"Wrong response from the webhook: {status} {response.reason or ''}".strip()
+        else:
+            await self.perform_webhook_reply(content_type, reply)
         return status
 
     # -- update builders ------------------------------------------------------------------------------------
@@ -1533,9 +1537,19 @@ class FakeBotAPI:
             raw = await self._read_raw_params(request)
         except BotAPIError as exc:
             raw, error = {}, error or exc
+        call = await self._call(token, method, raw, dict(request.headers), error)
+        if call.response is None:
+            return _nginx_response(call.status or 500)
+        return _json_response(call.response, call.status or 500)
+
+    async def _call(
+        self, token: str, method: str, raw: dict[str, Any], headers: dict[str, str], error: BotAPIError | None = None
+    ) -> Call:
+        """One Bot API method call, from an HTTP request or from a webhook's reply; the call's ``response`` is
+        its JSON body, or None for one of the proxy's HTML error pages."""
         params, decode_error = _decode_params(raw)
         canonical = self._canonical(method)
-        call = self._record(canonical, params, request)
+        call = self._record(canonical, params, headers)
         status, body = 500, BotAPIError(500, "Internal Server Error").to_json()
         try:
             if self.delay > 0:
@@ -1550,7 +1564,7 @@ class FakeBotAPI:
             if fault is not None:
                 if fault.status in _NGINX_PAGES and fault.description is None:
                     self._finish(call, fault.status, None)
-                    return _nginx_response(fault.status)
+                    return call
                 parameters = {"retry_after": fault.retry_after} if fault.status == 429 else None
                 description = fault.description or _default_description(fault.status, fault.retry_after)
                 raise BotAPIError(fault.status, description, parameters)
@@ -1576,10 +1590,26 @@ class FakeBotAPI:
         except BotAPIError as exc:
             status, body = exc.status, exc.to_json()
         self._finish(call, status, body)
-        return _json_response(body, status)
+        return call
+
+    async def perform_webhook_reply(self, content_type: str, body: bytes) -> Call | None:
+        """Telegram's "reply to the webhook": a JSON response naming a ``method`` is performed as a call of that
+        method by the bot whose webhook it is; its result goes nowhere (the bot cannot know it). Returns the
+        call, or None when the response asked for nothing."""
+        if content_type != "application/json" or not body.strip():
+            return None
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if not isinstance(data, dict) or not isinstance(data.get("method"), str):
+            return None
+        method = data.pop("method")
+        token = (self._webhook.token if self._webhook else None) or self.token or DEFAULT_TOKEN
+        return await self._call(token, method, data, {"X-Webhook-Reply": "1"})
 
     async def _handle_file(self, request: web.Request, token: str, path: str) -> web.StreamResponse:
-        call = self._record("file", {"file_path": path}, request)
+        call = self._record("file", {"file_path": path}, dict(request.headers))
         if self.delay > 0:
             await asyncio.sleep(self.delay)
         error = self._token_error(token)
@@ -1619,8 +1649,8 @@ class FakeBotAPI:
             await request.read()
         return raw
 
-    def _record(self, method: str, params: dict[str, Any], request: web.Request) -> Call:
-        call = Call(method, params, time.monotonic(), headers=dict(request.headers))
+    def _record(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> Call:
+        call = Call(method, params, time.monotonic(), headers=headers)
         if self.record:
             self.calls.append(call)
             self._notify_calls()
@@ -2089,6 +2119,7 @@ class FakeBotAPI:
             secret_token=secret,
             allowed_updates=allowed if isinstance(allowed, list) else None,
             max_connections=max_connections if isinstance(max_connections, int) else 40,
+            token=_current_token.get(),
         )
         self._wake_pollers()
         return _Described(True, "Webhook was set")
