@@ -118,6 +118,7 @@ class ServerProcess:
     def __init__(self, name: str, argv: Sequence[str], env: dict[str, str], log_path: Path) -> None:
         self.name = name
         self.log_path = log_path
+        self.webhook_url = ""
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
             list(argv), cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
@@ -165,8 +166,13 @@ async def wait_until(predicate: Any, what: str, server: ServerProcess, timeout: 
     raise TimeoutError(f"{server.name}: {what} not within {timeout:.0f} s; log:\n{server.tail()}")
 
 
-async def start_pakn(fake: FakeBotAPI, workdir: Path, database_url: str = "", *, name: str = "pakn") -> ServerProcess:
-    """``pakn serve`` in webhook mode against ``fake``; returns once it answers /healthz and set its webhook."""
+async def start_pakn(
+    fake: FakeBotAPI, workdir: Path, database_url: str = "", *, name: str = "pakn", migrate: bool = True
+) -> ServerProcess:
+    """``pakn serve`` in webhook mode against ``fake``; returns once it answers /healthz and set its webhook.
+
+    Several processes started on the same ``workdir`` share its data directory (key file, SQLite database) or
+    the PostgreSQL database; each listens on its own port (``webhook_url``)."""
     port = free_port()
     env = base_env()
     env.update(
@@ -182,13 +188,14 @@ async def start_pakn(fake: FakeBotAPI, workdir: Path, database_url: str = "", *,
         PAKN_TELEGRAM_WEBHOOK_SECRET=SECRET,
         PAKN_TELEGRAM_MAX_RATE="0",
     )
-    if database_url:  # `serve` migrates SQLite by itself, PostgreSQL needs `pakn db upgrade`
+    if database_url and migrate:  # `serve` migrates SQLite by itself, PostgreSQL needs `pakn db upgrade`
         upgrade = subprocess.run(
             [sys.executable, "-m", "bot", "db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True
         )
         if upgrade.returncode != 0:
             raise RuntimeError(f"pakn db upgrade failed:\n{upgrade.stdout}{upgrade.stderr}")
     server = ServerProcess(name, [sys.executable, "-m", "bot", "serve"], env, workdir / f"{name}.log")
+    server.webhook_url = f"http://127.0.0.1:{port}{WEBHOOK_PATH}"
     await _wait_ready(fake, server, f"http://127.0.0.1:{port}/healthz")
     return server
 
@@ -384,9 +391,10 @@ def percentile(values: Sequence[float], fraction: float) -> float:
 class Driver:
     """Simulated Telegram users POSTing updates to a webhook and waiting for the bot's answers."""
 
-    def __init__(self, fake: ArrivalFake, webhook_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, fake: ArrivalFake, webhook_url: str | Sequence[str], *, timeout: float = 30.0) -> None:
         self.fake = fake
-        self.webhook_url = webhook_url
+        # Several URLs: one per server process, as a load balancer in front of them would spread the chats.
+        self.webhook_urls = [webhook_url] if isinstance(webhook_url, str) else list(webhook_url)
         self.timeout = timeout
         self._update_ids = iter(range(1_000_001, 10**12))
         self._client: aiohttp.ClientSession | None = None
@@ -414,7 +422,8 @@ class Driver:
         assert self._client is not None
         body = self._update(chat, kind, value)
         headers = {"Content-Type": "application/json", "X-Telegram-Bot-Api-Secret-Token": SECRET}
-        async with self._client.post(self.webhook_url, data=body, headers=headers) as response:
+        url = self.webhook_urls[chat % len(self.webhook_urls)]
+        async with self._client.post(url, data=body, headers=headers) as response:
             reply = await response.read()
             if response.status != 200:
                 raise RuntimeError(f"webhook answered {response.status} to a {kind} update")
@@ -444,7 +453,7 @@ class Driver:
     ) -> tuple[list[float], bool]:
         """One user's whole script, each update sent once the previous one is fully answered: the latencies (s),
         and whether the user got to the end (False after an update went unanswered for ``timeout``)."""
-        latencies = []
+        latencies: list[float] = []
         for (kind, value), expected in zip(script, replies, strict=True):
             target = self.fake.sends[chat] + expected
             started = time.perf_counter()
@@ -490,7 +499,7 @@ async def measure(
     *,
     target: str,
     database: str,
-    server: ServerProcess,
+    server: ServerProcess | Sequence[ServerProcess],
     driver: Driver,
     script: Sequence[tuple[str, str]],
     citizens: int,
@@ -501,27 +510,30 @@ async def measure(
     profile: Path | None = None,
     quiet: float = 0.25,
 ) -> RunResult:
-    """Calibrate on one chat, then run ``citizens`` users and measure the server."""
+    """Calibrate on one chat, then run ``citizens`` users and measure the server (CPU and memory summed over its
+    processes when there are several)."""
+    servers = [server] if isinstance(server, ServerProcess) else list(server)
     fake = driver.fake
     replies = await driver.calibrate(first_chat, script, quiet)
     chats = range(first_chat + 1, first_chat + 1 + citizens)
     extra = os.environ.get("PAKN_BENCH_PYSPY", "").split()
-    profiler = Profiler(server.pid, profile, extra=extra) if profile is not None else None
+    profiler = Profiler(servers[0].pid, profile, extra=extra) if profile is not None else None
     calls_before = Counter(fake.method_counts)
-    cpu_before, harness_before = cpu_seconds(server.pid), time.process_time()
+    cpu_before, harness_before = sum(cpu_seconds(s.pid) for s in servers), time.process_time()
     started = time.perf_counter()
     try:
         latencies, completed = await driver.users(
             chats, script, replies, concurrency, deadline=time.monotonic() + max_seconds
         )
         seconds = time.perf_counter() - started
-        server_cpu = cpu_seconds(server.pid) - cpu_before
+        server_cpu = sum(cpu_seconds(s.pid) for s in servers) - cpu_before
         harness_cpu = time.process_time() - harness_before
-        rss = rss_bytes(server.pid)
+        rss = sum(rss_bytes(s.pid) for s in servers)
     finally:
         if profiler is not None:
             profiler.stop()
-    server.check_alive()
+    for each in servers:
+        each.check_alive()
     updates = len(latencies)
     items = completed if counts_items else 0
     calls = Counter(fake.method_counts)

@@ -85,13 +85,18 @@ async def run(args: argparse.Namespace) -> list[RunResult]:
                 try:
                     directory = root / f"run{index}"
                     directory.mkdir()
-                    server = await start_pakn(fake, directory, fresh)
+                    servers = []
                     try:
-                        async with Driver(fake, fake.webhook_url or "", timeout=args.timeout) as driver:
+                        for number in range(args.processes):
+                            servers.append(
+                                await start_pakn(fake, directory, fresh, name=f"pakn{number}", migrate=number == 0)
+                            )
+                        webhooks = [server.webhook_url for server in servers]
+                        async with Driver(fake, webhooks, timeout=args.timeout) as driver:
                             result = await measure(
-                                target="pakn",
+                                target="pakn" if args.processes == 1 else f"pakn ×{args.processes}",
                                 database=display_url(database).rsplit("/", 1)[0] if fresh else "sqlite",
-                                server=server,
+                                server=servers,
                                 driver=driver,
                                 script=CITIZEN_SCRIPT,
                                 citizens=args.citizens,
@@ -103,7 +108,8 @@ async def run(args: argparse.Namespace) -> list[RunResult]:
                                 profile=profile_dir / f"pakn-{index}.txt" if profile_dir else None,
                             )
                     finally:
-                        server.stop()
+                        for server in servers:
+                            server.stop()
                 finally:
                     if fresh:
                         await drop_database(fresh)
@@ -169,6 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--concurrency", type=int, default=50, help="citizens in flight at once (default 50)")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="fake Bot API delay before each answer")
     parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="pakn serve processes on one database, each chat always posted to the same one (default 1)",
+    )
+    parser.add_argument(
         "--database-url",
         action="append",
         metavar="URL",
@@ -197,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the servers' data directories and logs")
     args = parser.parse_args(argv)
-    if args.citizens < 1 or args.concurrency < 1:
-        parser.error("--citizens and --concurrency must be at least 1")
+    if args.citizens < 1 or args.concurrency < 1 or args.processes < 1:
+        parser.error("--citizens, --concurrency and --processes must be at least 1")
 
     results = asyncio.run(run(args))
     info = machine()

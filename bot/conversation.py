@@ -105,6 +105,7 @@ class _Unit:
         self.ctx = ctx
         self.connection = connection
         self._session: AsyncSession | None = None
+        self.citizen_id: int | None = None  # known once an item is filed: the outbox needs no look-up then
 
     def session(self) -> AsyncSession:
         if self._session is None:
@@ -205,7 +206,7 @@ class Conversations:
             if step.effect is None:
                 break
             outcome = await self._perform(
-                unit.session(), channel, chat_id, step.effect, step.state.get("locale", "vi"), operator_id
+                unit, channel, chat_id, step.effect, step.state.get("locale", "vi"), operator_id
             )
             step = self.dialog.on_result(step.state, step.effect, outcome)
             replies += step.replies
@@ -244,7 +245,8 @@ class Conversations:
         if operator_id is not None:
             target = ("telegram", "official", operator_id)
         else:
-            target = (channel, "citizen", (await citizen_for_chat(self.ctx, session, channel, chat_id)).id)
+            citizen_id = unit.citizen_id or (await citizen_for_chat(self.ctx, session, channel, chat_id)).id
+            target = (channel, "citizen", citizen_id)
         for payload in rendered:
             enqueue(
                 self.ctx, session, channel=target[0], recipient_kind=target[1], recipient_id=target[2], payload=payload
@@ -258,19 +260,19 @@ class Conversations:
     # ----------------------------------------------------------------- effects
 
     async def _perform(
-        self, session: AsyncSession, channel: str, chat_id: str, effect: Effect, locale: str, operator_id: int | None
+        self, unit: _Unit, channel: str, chat_id: str, effect: Effect, locale: str, operator_id: int | None
     ) -> Outcome:
         """Perform one effect in a savepoint, so a refused one leaves nothing behind but the refusal."""
         try:
-            async with session.begin_nested():
-                return await self._perform_effect(session, channel, chat_id, effect, locale, operator_id)
+            async with unit.session().begin_nested():
+                return await self._perform_effect(unit, channel, chat_id, effect, locale, operator_id)
         except DomainError as error:
             return Outcome(error=error.as_msg())
 
     async def _perform_effect(
-        self, session: AsyncSession, channel: str, chat_id: str, effect: Effect, locale: str, operator_id: int | None
+        self, unit: _Unit, channel: str, chat_id: str, effect: Effect, locale: str, operator_id: int | None
     ) -> Outcome:
-        ctx = self.ctx
+        ctx, session = self.ctx, unit.session()
         if isinstance(effect, ResolveDesk):
             desk = await desk_from_payload(ctx, session, effect.payload)  # None: forged, malformed or disabled
             if desk is None:
@@ -291,6 +293,7 @@ class Conversations:
                 recorded_by=operator_id,
                 actor=f"official:{operator_id}" if operator_id else "citizen",
             )
+            unit.citizen_id = result.item.citizen_id
             accept, resolve = result.accept, result.resolve
             return Outcome(
                 SubmittedInfo(

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -164,7 +164,18 @@ class Dispatcher:
         await asyncio.gather(*(serve(queue) for queue in by_recipient.values()))
         delivered = 0
         async with self.ctx.sessions.begin() as session:
+            plain_sent = {row.id for row, _ in claimed if outcomes[row.id][0] == "sent" and not row.payload.get("card")}
+            if plain_sent:  # the common case, one statement for the whole batch
+                await session.execute(
+                    update(Outbox)
+                    .where(Outbox.id.in_(sorted(plain_sent)))
+                    .values(status="sent", error=None, sent_at=self.ctx.now())
+                    .execution_options(synchronize_session=False)
+                )
+                delivered += len(plain_sent)
             for row, _ in claimed:
+                if row.id in plain_sent:
+                    continue
                 status, error, delay, message_id = outcomes[row.id]
                 fresh = await session.get(Outbox, row.id)
                 if fresh is None:
@@ -174,7 +185,7 @@ class Dispatcher:
                 if status == "sent":
                     fresh.sent_at = self.ctx.now()
                     delivered += 1
-                    if row.payload.get("card") and message_id is not None:
+                    if message_id is not None:  # a card: remember its message, to edit it in place later
                         session.add(
                             ItemCard(
                                 item_id=row.payload["item_id"],

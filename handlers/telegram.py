@@ -28,7 +28,6 @@ from aiohttp import web
 from telegram import (
     BotCommand,
     InputFile,
-    Message,
     ReplyKeyboardRemove,
     Update,
 )
@@ -46,6 +45,7 @@ from bot.official_desk import DeskReply, OfficialDesk
 from bot.officials import INVITE_PREFIX
 from bot.outbox import RetryLater, Undeliverable
 from handlers.telegram_request import AiohttpRequest
+from handlers.telegram_update import Incoming, attachment_of, event_from_incoming
 
 log = logging.getLogger(__name__)
 
@@ -234,72 +234,6 @@ class TelegramSender:
         return sent
 
 
-def event_from_update(update: Update) -> Event | None:
-    """The channel-neutral event for a private-chat update, or None when there is nothing to handle."""
-    user = update.effective_user
-    language = user.language_code if user else None
-    query = update.callback_query
-    if query is not None:
-        return Event(kind="button", payload=query.data or "", language=language)
-    message = update.message
-    if message is None:
-        return None
-    if message.contact is not None:
-        contact = message.contact
-        return Event(
-            kind="contact",
-            phone=contact.phone_number,
-            first_name=contact.first_name or "",
-            last_name=contact.last_name or "",
-            contact_is_own=user is not None and contact.user_id == user.id,
-            language=language,
-        )
-    if message.location is not None:
-        return Event(
-            kind="location", latitude=message.location.latitude, longitude=message.location.longitude, language=language
-        )
-    attachment = _attachment(message)
-    if attachment is not None:
-        return Event(kind="attachment", attachment=attachment, language=language)
-    text = message.text
-    if text is None:
-        return Event(kind="other", language=language)
-    if text.startswith("/"):
-        head, _, args = text[1:].partition(" ")
-        return Event(kind="command", command=head.split("@", 1)[0].lower(), args=args.strip(), language=language)
-    return Event(kind="text", text=text, language=language)
-
-
-def _attachment(message: Message) -> dict[str, Any] | None:
-    """What we keep of a file: Telegram's file id and its metadata (the file stays on Telegram's servers)."""
-    caption = message.caption or ""
-    if message.photo:
-        photo = message.photo[-1]
-        return {
-            "kind": "photo",
-            "file_id": photo.file_id,
-            "file_unique_id": photo.file_unique_id,
-            "width": photo.width,
-            "height": photo.height,
-            "size": photo.file_size,
-            "caption": caption,
-        }
-    for kind in ("document", "voice", "video", "audio", "video_note"):
-        media = getattr(message, kind)
-        if media is not None:
-            return {
-                "kind": kind,
-                "file_id": media.file_id,
-                "file_unique_id": media.file_unique_id,
-                "mime_type": getattr(media, "mime_type", None),
-                "size": media.file_size,
-                "name": getattr(media, "file_name", None),
-                "duration": getattr(media, "duration", None),
-                "caption": caption,
-            }
-    return None
-
-
 class TelegramChannel:
     """Builds the PTB application for our token and API server, and connects it to the conversations."""
 
@@ -390,44 +324,40 @@ class TelegramChannel:
         if len(raw) > MAX_WEBHOOK_BODY:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_WEBHOOK_BODY, actual_size=len(raw))
         try:
-            data = json.loads(raw)
-            update = Update.de_json(data, self.application.bot)
-        except (UnicodeDecodeError, ValueError, TypeError, KeyError):
+            incoming = Incoming.from_json(json.loads(raw))
+        except (UnicodeDecodeError, ValueError):
             raise web.HTTPBadRequest(text="malformed update") from None
-        if update is None:
-            raise web.HTTPBadRequest(text="malformed update")
         # Handled here rather than through PTB's update queue, so that the answer can ride the response.
         reply = WebhookReply()
         try:
-            await self._route(update, reply)
+            await self._route(incoming, reply)
         except Exception as error:  # what PTB's application does with a handler's error
-            await self._report_error(update, error)
+            await self._report_error(incoming, error)
         if reply.call is not None:
             return web.json_response(reply.call)
         return web.Response(text="ok")
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:
-        """PTB's handler, for updates fetched by polling."""
-        await self._route(update, None)
+        """PTB's handler, for updates fetched by polling: back to the Bot API's JSON, as a webhook gets them."""
+        await self._route(Incoming.from_json(update.to_dict()), None)
 
-    async def _route(self, update: Update, webhook_reply: WebhookReply | None) -> None:
+    async def _route(self, incoming: Incoming, webhook_reply: WebhookReply | None) -> None:
         """Route an update: officials' buttons and commands, a hotline call being recorded, or a citizen."""
-        chat, user = update.effective_chat, update.effective_user
-        if chat is None or user is None:
+        chat_id, user_id = incoming.chat_id, incoming.user_id
+        if chat_id is None or user_id is None:
             return
-        if update.edited_message is not None:
-            await self._say(chat.id, "telegram.edited_ignored", update)
+        if incoming.edited:
+            await self._say(chat_id, "telegram.edited_ignored", incoming)
             return
-        private = chat.type == chat.PRIVATE
-        query = update.callback_query
-        if query is not None and query.data:
-            reply = await self.desk.press(user.id, query.data)
+        private = incoming.private
+        button = incoming.callback_id is not None
+        if button and incoming.callback_data:
+            reply = await self.desk.press(user_id, incoming.callback_data)
             if reply is not None:
-                await self._answer_callback(update, reply.toast)
-                await self._deliver(reply, chat.id, user.id)
+                await self._answer_callback(incoming, reply.toast)
+                await self._deliver(reply, chat_id, user_id)
                 return
-        message = update.message
-        text = message.text if message is not None else None
+        text = incoming.text
         # Whether the sender is an official is asked once: for a command here, for anything else by the citizen's
         # conversation in its own transaction. The desk's command, hotline and message paths, which look the
         # official up again, only run for officials (for anyone else in a private chat they answer None or False).
@@ -436,66 +366,64 @@ class TelegramChannel:
             command, _, args = text[1:].partition(" ")
             command, args = command.split("@", 1)[0].lower(), args.strip()
             if private and command == "start" and args.startswith(INVITE_PREFIX):
-                reply = await self.desk.start_invite(user.id, user.full_name, user.language_code, args)
-                await self._deliver(reply, chat.id, user.id)
+                reply = await self.desk.start_invite(user_id, incoming.user_name, incoming.language, args)
+                await self._deliver(reply, chat_id, user_id)
                 return
             if private:
-                official = await self.desk.is_official(user.id)
+                official = await self.desk.is_official(user_id)
             if official or not private:
-                if private and await self._hotline_command(update, user.id, command):
+                if private and await self._hotline_command(incoming, command):
                     return
                 reply = await self.desk.command(
-                    user.id, command, args, chat_id=chat.id, private=private, chat_title=chat.title or ""
+                    user_id, command, args, chat_id=chat_id, private=private, chat_title=incoming.chat_title
                 )
                 if reply is not None:
-                    await self._deliver(reply, chat.id, user.id)
+                    await self._deliver(reply, chat_id, user_id)
                     return
         if not private:
             return
         # A button's spinner is stopped once: by the first _citizen below even when the sender turns out an official.
-        answer_button = query is not None
+        answer_button = button
         if not official:
             if await self._citizen(
-                update,
-                chat.id,
+                incoming,
                 channel=CHANNEL,
-                chat_key=str(chat.id),
+                chat_key=str(chat_id),
                 webhook_reply=webhook_reply,
-                unless_official=user.id if official is None else None,
+                unless_official=user_id if official is None else None,
             ):
                 return
             answer_button = False
-        operator = await self.desk.hotline_active(user.id)
+        operator = await self.desk.hotline_active(user_id)
         if operator is not None:
             await self._citizen(
-                update,
-                chat.id,
+                incoming,
                 channel=HOTLINE,
                 chat_key=f"op{operator.id}",
                 operator_id=operator.id,
                 answer_button=answer_button,
             )
             return
-        if query is not None:
+        if button:
             if answer_button:
-                await self._answer_callback(update, None)
+                await self._answer_callback(incoming, None)
             return
-        event = event_from_update(update)
-        attachment = event.attachment if event is not None else None
-        reply = await self.desk.message(user.id, text or "", attachment)
+        attachment = attachment_of(incoming.message) if incoming.message is not None else None
+        reply = await self.desk.message(user_id, text or "", attachment)
         if reply is not None:
-            await self._deliver(reply, chat.id, user.id)
+            await self._deliver(reply, chat_id, user_id)
 
-    async def _hotline_command(self, update: Update, user_id: int, command: str) -> bool:
+    async def _hotline_command(self, incoming: Incoming, command: str) -> bool:
         """``/new`` starts recording a call for an operator; ``/done`` (or /cancel) ends it."""
+        user_id = incoming.user_id
+        assert user_id is not None
         if command == "new":
             official = await self.desk.operator(user_id)
             if official is None:
                 return False
             await self.desk.set_hotline(user_id, True)
             await self._citizen(
-                update,
-                user_id,
+                incoming,
                 channel=HOTLINE,
                 chat_key=f"op{official.id}",
                 operator_id=official.id,
@@ -508,8 +436,7 @@ class TelegramChannel:
                 return False
             await self.desk.set_hotline(user_id, False)
             await self._citizen(
-                update,
-                user_id,
+                incoming,
                 channel=HOTLINE,
                 chat_key=f"op{operator.id}",
                 operator_id=operator.id,
@@ -521,8 +448,7 @@ class TelegramChannel:
 
     async def _citizen(
         self,
-        update: Update,
-        chat_id: int,
+        incoming: Incoming,
         *,
         channel: str,
         chat_key: str,
@@ -534,20 +460,21 @@ class TelegramChannel:
     ) -> bool:
         """Run the update through the citizen's conversation; False (nothing done) when ``unless_official`` is
         the id of an active official."""
-        event = event or event_from_update(update)
-        if event is None:
+        event = event or event_from_incoming(incoming)
+        chat_id = incoming.chat_id
+        if event is None or chat_id is None:
             return True
         # The button press is answered (its spinner stopped) while the update is handled, not before: one Bot
         # API round trip less before the reply. _answer_callback never raises a TelegramError.
         answering = None
-        if update.callback_query is not None and answer_button:
-            answering = asyncio.ensure_future(self._answer_callback(update, None))
+        if incoming.callback_id is not None and answer_button:
+            answering = asyncio.ensure_future(self._answer_callback(incoming, None))
         try:
             rendered = await self.conversations.handle(
                 channel,
                 chat_key,
                 event,
-                update_id=update.update_id,
+                update_id=incoming.update_id,
                 operator_id=operator_id,
                 unless_official=unless_official,
             )
@@ -574,25 +501,25 @@ class TelegramChannel:
             except Forbidden:
                 log.info("an official has not opened a private chat with the bot")
 
-    async def _answer_callback(self, update: Update, text: str | None) -> None:
-        query = update.callback_query
-        assert query is not None
+    async def _answer_callback(self, incoming: Incoming, text: str | None) -> None:
+        """Stop a button's spinner (with a toast when ``text``); never raises a Telegram error."""
+        assert incoming.callback_id is not None
         try:
-            await query.answer(text)
+            await self.application.bot.answer_callback_query(incoming.callback_id, text)
         except TelegramError as exc:
             log.debug("answerCallbackQuery failed: %s", exc)
 
-    async def _say(self, chat_id: int, key: str, update: Update) -> None:
-        user = update.effective_user
-        text = gettext(user.language_code if user else None, key)
+    async def _say(self, chat_id: int, key: str, incoming: Incoming) -> None:
+        text = gettext(incoming.language, key)
         await self.application.bot.send_message(chat_id, text, reply_markup=ReplyKeyboardRemove())
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self._report_error(update, context.error)
+        incoming = Incoming.from_json(update.to_dict()) if isinstance(update, Update) else None
+        await self._report_error(incoming, context.error)
 
-    async def _report_error(self, update: object, error: BaseException | None) -> None:
+    async def _report_error(self, incoming: Incoming | None, error: BaseException | None) -> None:
         """Log the failure with its traceback; the user gets a one-line apology, never the traceback."""
         log.error("error while handling a Telegram update", exc_info=error)
-        if isinstance(update, Update) and update.effective_chat is not None:
+        if incoming is not None and incoming.chat_id is not None:
             with contextlib.suppress(TelegramError):
-                await self._say(update.effective_chat.id, "error.generic", update)
+                await self._say(incoming.chat_id, "error.generic", incoming)

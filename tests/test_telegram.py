@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import re
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,7 +20,7 @@ from bot.outbox import Dispatcher
 from handlers.http import create_web_app
 from handlers.telegram import TelegramChannel, split_text
 from tests.fakes.telegram_api import FakeBotAPI
-from tests.telegram_user import TelegramUser
+from tests.telegram_user import TelegramUser, plain
 
 TOKEN = "123456:TEST-token"
 SECRET = "s3cret-webhook-token"
@@ -176,12 +177,46 @@ async def test_webhook_mode_registers_with_a_secret_and_checks_it(webhook: Runni
         for _ in range(3):  # Telegram redelivers an update it thinks was lost
             async with http.post(target, json=update, headers=headers) as response:
                 assert response.status == 200
+                await fake.perform_webhook_reply(response.content_type, await response.read())
         await fake.wait_for(
             "sendMessage", lambda call: "Hướng dẫn" in str(call.params.get("text")), after=len(fake.calls) - 10
         )
         await asyncio.sleep(0.5)
     help_messages = [m for m in fake.sent_to(user.chat_id)[before:] if "Hướng dẫn" in m.text]
     assert len(help_messages) == 1
+
+
+async def test_the_last_message_of_an_answer_rides_the_webhook_response(webhook: Running) -> None:
+    """Telegram performs a method named in the webhook's response: a dialog step costs no request of ours for its
+    last message; a message before it is sent first, and the receipt (durable) never goes that way."""
+    fake = webhook.fake
+    chat = 5011
+    update = fake.make_message(chat, "/start", user=chat)
+    update["update_id"] = 90_001
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{webhook.url}/telegram/webhook", json=update, headers=headers) as response,
+    ):
+        assert response.status == 200 and response.content_type == "application/json"
+        answer = await response.json()
+    assert answer["method"] == "sendMessage" and answer["chat_id"] == chat and answer["parse_mode"] == "HTML"
+    labels = [button["text"] for row in answer["reply_markup"]["inline_keyboard"] for button in row]
+    assert "📝 Gửi phản ánh, kiến nghị" in labels
+    sent_before = fake.sent_to(chat)
+    assert len(sent_before) == 1 and "Xin chào!" in sent_before[0].text  # the greeting went first, by the API
+    call = await fake.perform_webhook_reply("application/json", json.dumps(answer).encode())
+    assert call is not None and call.status == 200
+    assert [message.text for message in fake.sent_to(chat)][1] == plain(answer["text"])
+
+    user = TelegramUser(fake, 5012, webhook=True)
+    mark = len(fake.calls)
+    await _file_report(user)
+    calls = [c for c in fake.calls[mark:] if c.method == "sendMessage" and c.params.get("chat_id") == user.chat_id]
+    riding = [c for c in calls if c.headers.get("X-Webhook-Reply")]
+    assert len(riding) == 11  # every step but "send" was answered in the response
+    receipt = next(c for c in calls if "Đã gửi thành công." in c.params["text"])
+    assert not receipt.headers.get("X-Webhook-Reply")  # it came through the outbox
 
 
 async def test_group_chats_get_a_one_line_explanation(polling: Running) -> None:
