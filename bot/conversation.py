@@ -4,7 +4,8 @@ For each event: lock (or create) the chat's dialog state, let the pure dialog de
 it asks for with the domain services, save the new state, and either return the replies for the channel to
 send now or, when they must survive a crash (a receipt), write them to the outbox in the same transaction.
 Concurrent updates from one chat are serialised by the row lock (PostgreSQL ``FOR UPDATE``; SQLite's
-``BEGIN IMMEDIATE``); a first-contact race is retried.
+``BEGIN IMMEDIATE``) and the row's version: an update that lost the race (or started from this process's
+cached copy of a state another process has changed since) is handled again; so is a first-contact race.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +58,7 @@ log = logging.getLogger(__name__)
 
 MAX_EFFECTS_PER_EVENT = 4
 MAX_ATTEMPTS = 5
+STATES_CACHED = 4096  # chats whose latest state this process keeps (sealed; about 1 KB each)
 # The ids of a chat's latest updates live in its sealed state under this key, so that an update Telegram
 # delivers again is recognised without a statement of its own; a redelivery comes soon after the original.
 RECENT_UPDATES_KEY = "_updates"
@@ -97,6 +100,40 @@ def render_reply(reply: Reply, locale: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _SavedState:
+    row_id: int
+    version: int
+    sealed: bytes
+
+
+class _StateCache:
+    """The dialog state this process last wrote for each recent chat, sealed as in the database, so that an update
+    needs no SELECT: the UPDATE's version check tells whether the row changed since (another process handled
+    the chat, housekeeping dropped it, or the user became an official, which deletes it); then the chat's
+    entry is dropped and the update is handled again from the database. An entry is put only once its
+    transaction has committed. Least recently used entries go first."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._entries: OrderedDict[tuple[str, str], _SavedState] = OrderedDict()
+
+    def get(self, key: tuple[str, str]) -> _SavedState | None:
+        saved = self._entries.get(key)
+        if saved is not None:
+            self._entries.move_to_end(key)
+        return saved
+
+    def put(self, key: tuple[str, str], saved: _SavedState) -> None:
+        self._entries[key] = saved
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def drop(self, key: tuple[str, str]) -> None:
+        self._entries.pop(key, None)
+
+
 class _Unit:
     """One update's unit of work: the transaction's Core connection, and an ORM session on that same transaction
     opened only when an effect or the outbox needs one (most updates only read and write their dialog state)."""
@@ -106,6 +143,7 @@ class _Unit:
         self.connection = connection
         self._session: AsyncSession | None = None
         self.citizen_id: int | None = None  # known once an item is filed: the outbox needs no look-up then
+        self.saved: tuple[tuple[str, str], _SavedState] | None = None  # for the state cache, after the commit
 
     def session(self) -> AsyncSession:
         if self._session is None:
@@ -129,6 +167,7 @@ class Conversations:
         self.ctx = ctx
         self.dialog = CitizenDialog(ctx.province)
         self.on_commit: Callable[[], None] | None = None  # wakes the outbox dispatcher
+        self.states = _StateCache(STATES_CACHED)
 
     async def handle(
         self,
@@ -158,6 +197,8 @@ class Conversations:
                         await unit.flush()
                     finally:
                         await unit.close()
+                if unit.saved is not None:
+                    self.states.put(*unit.saved)
                 if rendered.queued and self.on_commit is not None:
                     self.on_commit()
                 return rendered
@@ -181,19 +222,24 @@ class Conversations:
         # third of the CPU of an update for this one row. The version check is the one the mapper's
         # version_id_col makes.
         connection = unit.connection
-        parameters = {"s_channel": channel, "s_chat_hash": lookup_hash(self.ctx.keys, channel, chat_id)}
-        if unless_official is None:
-            row = (await connection.execute(_SELECT_STATE, parameters)).first()
-        else:
-            row = (
-                await connection.execute(
-                    _SELECT_STATE_UNLESS_OFFICIAL, {**parameters, "o_key": official_key(self.ctx, unless_official)}
-                )
-            ).first()
-            official = row.official if row is not None else await is_official(self.ctx, connection, unless_official)
-            if official:
-                return Rendered("vi", [], official=True)
-        state = self._unseal(row.enc_state) if row is not None else new_state(event.language)
+        chat_hash = lookup_hash(self.ctx.keys, channel, chat_id)
+        key = (channel, chat_hash)
+        # A chat this process wrote last needs no SELECT, and no officials' check: becoming an official deletes
+        # the chat's citizen state, which the version check below then notices.
+        saved = self.states.get(key)
+        if saved is None:
+            parameters = {"s_channel": channel, "s_chat_hash": chat_hash}
+            if unless_official is None:
+                row = (await connection.execute(_SELECT_STATE, parameters)).first()
+            else:
+                parameters["o_key"] = official_key(self.ctx, unless_official)
+                row = (await connection.execute(_SELECT_STATE_UNLESS_OFFICIAL, parameters)).first()
+                official = row.official if row is not None else await is_official(self.ctx, connection, unless_official)
+                if official:
+                    return Rendered("vi", [], official=True)
+            if row is not None:
+                saved = _SavedState(row.id, row.version, row.enc_state)
+        state = self._unseal(saved.sealed) if saved is not None else new_state(event.language)
         recent: list[int] = state.pop(RECENT_UPDATES_KEY, [])
         if update_id is not None:
             if update_id in recent:  # a second delivery of an update already handled: nothing changes
@@ -213,30 +259,29 @@ class Conversations:
             durable = durable or step.durable
         saved_state = {**step.state, RECENT_UPDATES_KEY: recent} if recent else step.state
         sealed = self.ctx.vault.encrypt(json.dumps(saved_state, ensure_ascii=False), "dialog.state")
-        if row is None:
-            await connection.execute(
+        now = self.ctx.now()
+        if saved is None:
+            inserted = await connection.execute(
                 _INSERT_STATE,
-                {
-                    "channel": channel,
-                    "chat_hash": parameters["s_chat_hash"],
-                    "enc_state": sealed,
-                    "version": 1,
-                    "updated_at": self.ctx.now(),
-                },
+                {"channel": channel, "chat_hash": chat_hash, "enc_state": sealed, "version": 1, "updated_at": now},
             )
+            assert inserted.inserted_primary_key is not None
+            unit.saved = (key, _SavedState(inserted.inserted_primary_key[0], 1, sealed))
         else:
-            saved = await connection.execute(
+            written = await connection.execute(
                 _UPDATE_STATE,
                 {
-                    "s_id": row.id,
-                    "s_version": row.version,
+                    "s_id": saved.row_id,
+                    "s_version": saved.version,
                     "enc_state": sealed,
-                    "version": row.version + 1,
-                    "updated_at": self.ctx.now(),
+                    "version": saved.version + 1,
+                    "updated_at": now,
                 },
             )
-            if saved.rowcount != 1:
+            if written.rowcount != 1:
+                self.states.drop(key)
                 raise StaleDataError("the conversation changed while this update was handled")
+            unit.saved = (key, _SavedState(saved.row_id, saved.version + 1, sealed))
         locale = step.state.get("locale", "vi")
         rendered = [render_reply(reply, locale) for reply in replies]
         if not durable:

@@ -14,17 +14,18 @@ import secrets
 from datetime import timedelta
 from enum import StrEnum
 
-from sqlalchemy import bindparam, exists, select
+from sqlalchemy import bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot import audit
 from bot.context import Context
 from bot.errors import DomainError, NotAllowed, ValidationError
 from bot.privacy import lookup_hash
-from models.tables import Invite, Item, Official, UnitChat
+from models.tables import DialogState, Invite, Item, Official, UnitChat
 
 INVITE_PREFIX = "inv_"
 OFFICIAL_CHANNEL = "tg-official"
+CITIZEN_CHANNEL = "telegram"  # the conversations' channel of a private Telegram chat (keyed by the user's id)
 GROUP_CHANNEL = "tg-group"
 
 
@@ -78,7 +79,11 @@ async def create_invite(
 async def accept_invite(
     ctx: Context, session: AsyncSession, token: str, *, telegram_user_id: int, display_name: str, locale: str
 ) -> Official:
-    """Bind the account to the invite's role and unit; a used, expired or forged invite is refused."""
+    """Bind the account to the invite's role and unit; a used, expired or forged invite is refused.
+
+    The account's citizen conversation in its private chat (a draft it may have started) is deleted: from now on
+    that chat is an official's, and a citizen's dialog state kept in any process's memory is thereby stale.
+    """
     invite = (
         await session.execute(select(Invite).where(Invite.token_hash == _token_hash(ctx, token)).with_for_update())
     ).scalar_one_or_none()
@@ -108,6 +113,12 @@ async def accept_invite(
         created_at=now,
     )
     session.add(official)
+    await session.execute(
+        delete(DialogState).where(
+            DialogState.channel == CITIZEN_CHANNEL,
+            DialogState.chat_hash == lookup_hash(ctx.keys, CITIZEN_CHANNEL, telegram_user_id),
+        )
+    )
     await session.flush()
     invite.used_at = now
     invite.used_by = official.id

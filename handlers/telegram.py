@@ -42,7 +42,7 @@ from bot.conversation import Conversations
 from bot.dialog import Event
 from bot.i18n import gettext
 from bot.official_desk import DeskReply, OfficialDesk
-from bot.officials import INVITE_PREFIX
+from bot.officials import CITIZEN_CHANNEL, INVITE_PREFIX
 from bot.outbox import RetryLater, Undeliverable
 from handlers.telegram_request import AiohttpRequest
 from handlers.telegram_update import Incoming, attachment_of, event_from_incoming
@@ -55,7 +55,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 # Message object, which cost as much as the rest of the send. PTB suggests its typed method instead.
 warnings.filterwarnings("ignore", message="Please use .Bot\\.", category=PTBUserWarning)
 
-CHANNEL = "telegram"
+CHANNEL = CITIZEN_CHANNEL
 HOTLINE = "hotline"
 WEBHOOK_PATH = "/telegram/webhook"
 MAX_WEBHOOK_BODY = 1024 * 1024

@@ -1,0 +1,55 @@
+"""The conversation runner across processes: each process keeps the states it wrote last, and must still see
+what another process (or an invite that turns a citizen into an official) changed meanwhile."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from bot.context import Context
+from bot.conversation import Conversations, Rendered
+from bot.dialog import Event
+from bot.officials import accept_invite, create_invite
+
+
+def _payloads(rendered: Rendered) -> list[str]:
+    return [button["payload"] for reply in rendered.replies for row in reply["buttons"] for button in row]
+
+
+def _start() -> Event:
+    return Event(kind="command", command="start", language="vi")
+
+
+def _press(payload: str) -> Event:
+    return Event(kind="button", payload=payload, language="vi")
+
+
+async def test_two_processes_take_turns_on_one_chat(ctx: Context) -> None:
+    first, second = Conversations(ctx), Conversations(ctx)  # two `pakn serve` processes on one database
+    chat = "3101"
+    assert "menu:file" in _payloads(await first.handle("telegram", chat, _start(), update_id=1))
+    types = await second.handle("telegram", chat, _press("menu:file"), update_id=2)
+    assert "type:phan_anh" in _payloads(types)
+    # The first process last wrote the state before "menu:file": it must not answer from that copy.
+    categories = await first.handle("telegram", chat, _press("type:phan_anh"), update_id=3)
+    assert any(payload.startswith("cat:") for payload in _payloads(categories))
+    # Telegram delivers update 3 again, this time to the other process: recognised, nothing changes.
+    again = await second.handle("telegram", chat, _press("type:phan_anh"), update_id=3)
+    assert again.duplicate and again.replies == []
+    commune = await second.handle("telegram", chat, _press("cat:dat_dai"), update_id=4)
+    assert commune.replies and not any(payload.startswith("cat:") for payload in _payloads(commune))
+
+
+async def test_a_citizen_who_accepts_an_invite_is_an_official_at_once(ctx: Context) -> None:
+    conversations = Conversations(ctx)
+    user = 3201
+    await conversations.handle("telegram", str(user), _start(), update_id=10, unless_official=user)
+    draft = await conversations.handle("telegram", str(user), _press("menu:file"), update_id=11, unless_official=user)
+    assert not draft.official and "type:phan_anh" in _payloads(draft)
+    async with ctx.sessions.begin() as session:
+        token = await create_invite(ctx, session, unit_code="thanh_tra", role="officer", valid_for=timedelta(days=1))
+    async with ctx.sessions.begin() as session:
+        await accept_invite(ctx, session, token, telegram_user_id=user, display_name="Cán bộ Lò Văn A", locale="vi")
+    after = await conversations.handle(
+        "telegram", str(user), Event(kind="text", text="Xin chào", language="vi"), update_id=12, unless_official=user
+    )
+    assert after.official and after.replies == []
