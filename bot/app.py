@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import text
@@ -79,8 +80,17 @@ def periodic_jobs() -> list[Callable[[Context], Awaitable[object]]]:
     return [send_due_digests, run_housekeeping]
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop where it exists (not on Windows), else asyncio's own (None)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 async def serve(settings: Settings) -> None:
-    """Run the service until cancelled."""
+    """Run the service until SIGTERM or SIGINT (or cancellation), then stop what is running, in order."""
     from handlers.http import create_web_app, start_site
 
     ctx = await build_context(settings)
@@ -120,13 +130,18 @@ async def serve(settings: Settings) -> None:
                 settings.host,
                 settings.port,
             )
-        await asyncio.Event().wait()
-    finally:
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, stopping.set)
+        await stopping.wait()
+        log.info("PAKN stopping")
+    finally:  # no new requests, let those in flight finish; then the bot, the background tasks, the database
+        await runner.cleanup()
+        if telegram is not None:
+            await telegram.stop()
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if telegram is not None:
-            await telegram.stop()
-        await runner.cleanup()
         await ctx.engine.dispose()

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot import audit
-from bot.app import StartupError, build_context, prepare_database, serve
+from bot.app import StartupError, build_context, event_loop_factory, prepare_database, serve
 from bot.context import Context
 from bot.deadlines import accept_deadline, resolve_deadline
 from bot.errors import DomainError
@@ -221,8 +221,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return int(args.handler(args))
         if args.command == "serve":
             try:
-                asyncio.run(serve(load_settings()))
-            except KeyboardInterrupt:
+                with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
+                    runner.run(serve(load_settings()))
+            except KeyboardInterrupt:  # Ctrl-C before the service was up
                 return EXIT_OK
             return EXIT_OK
         if args.command == "units":

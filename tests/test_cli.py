@@ -172,6 +172,8 @@ async def test_serve_answers_healthz_and_metrics(data_env: dict[str, str], tmp_p
         process.terminate()
         _, stderr = process.communicate(timeout=20)
     assert "Telegram is off: set PAKN_TELEGRAM_TOKEN" in stderr
+    # SIGTERM (systemd's stop) is a clean stop: requests finished, tasks stopped, database closed
+    assert process.returncode == 0 and "PAKN stopping" in stderr and "Traceback" not in stderr
 
 
 async def test_serve_talks_to_a_bot_api_server_by_polling(data_env: dict[str, str]) -> None:
@@ -202,5 +204,6 @@ async def test_serve_talks_to_a_bot_api_server_by_polling(data_env: dict[str, st
             reply = await fake.wait_for("sendMessage", lambda c: str(c.params.get("chat_id")) == "4242", timeout=15)
             assert "Xin chào!" in reply.params["text"]
         finally:
-            process.terminate()
-            process.communicate(timeout=20)
+            process.terminate()  # the fake Bot API keeps answering (this loop) while the bot stops polling
+            _, stderr = await asyncio.to_thread(process.communicate, timeout=20)
+        assert process.returncode == 0 and "PAKN stopping" in stderr and "Traceback" not in stderr, stderr
