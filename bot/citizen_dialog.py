@@ -12,6 +12,7 @@ and at most one Effect for the runner to perform. State is plain JSON so it can 
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import asdict
 from typing import Any
 
@@ -40,6 +41,9 @@ from bot.places import CommuneDirectory, fold
 from bot.privacy import normalise_phone, normalise_text
 from bot.receipts import normalise_receipt_code
 from config.province import Province
+
+# Button labels are few and fixed (ours, never a citizen's words), so their folded forms are kept.
+_folded_label = functools.lru_cache(maxsize=2048)(fold)
 
 TYPE_ORDER = ("phan_anh", "kien_nghi", "gop_y", "khieu_nai", "to_cao")
 PAGE_SIZE = 8
@@ -84,6 +88,7 @@ class CitizenDialog:
     def __init__(self, province: Province) -> None:
         self.province = province
         self.communes = CommuneDirectory(province)
+        self.communes_by_name = sorted(province.communes.values(), key=lambda c: fold(c.name))
         self.provincial_units = [u for u in province.units.values() if u.commune_code is None]
 
     # ----------------------------------------------------------------- entry points
@@ -137,7 +142,7 @@ class CitizenDialog:
         buttons = [button for row in self.prompt(state).buttons for button in row]
         for index, button in enumerate(buttons, start=1):
             numbered = state["step"] in CHOICE_STEPS and wanted == str(index)
-            if numbered or wanted == fold(render(button.label, state["locale"])):
+            if numbered or wanted == _folded_label(render(button.label, state["locale"])):
                 return Event(kind="button", payload=button.payload, language=event.language)
         return event
 
@@ -314,7 +319,7 @@ class CitizenDialog:
         return Reply.of(Msg("category.prompt"), buttons=_rows(buttons, 2))
 
     def _prompt_commune(self, state: dict[str, Any]) -> Reply:
-        communes = sorted(self.province.communes.values(), key=lambda c: fold(c.name))
+        communes = self.communes_by_name
         page, pages = self._page(state, len(communes))
         chunk = communes[page * PAGE_SIZE : (page + 1) * PAGE_SIZE]
         rows = list(_rows([_b(c.name, f"com:{c.code}") for c in chunk], 2))
