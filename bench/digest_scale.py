@@ -41,6 +41,7 @@ if str(ROOT) not in sys.path:
 
 from sqlalchemy import Table, text  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
+from sqlalchemy.sql.schema import ScalarElementColumnDefault  # noqa: E402
 
 from bot.calendar import WorkingCalendar  # noqa: E402
 from bot.context import Context  # noqa: E402
@@ -135,7 +136,7 @@ class Writer:
         defaults = {}
         for column in table.columns:
             default = column.default
-            if default is not None and default.is_scalar:
+            if isinstance(default, ScalarElementColumnDefault):
                 defaults[column.name] = default.arg
             elif column.nullable or column.name in rows[0]:
                 defaults[column.name] = None
@@ -410,13 +411,13 @@ async def run(
 
             path = make_url(url).database
             assert path is not None
-            connection = sqlite3.connect(path, isolation_level=None)
-            connection.execute("PRAGMA synchronous=OFF")
-            connection.execute("BEGIN")
-            counts = await seed(province, calendar, Writer("sqlite", connection, None), items, rng)
-            connection.execute("COMMIT")
-            connection.execute("ANALYZE")
-            connection.close()
+            database = sqlite3.connect(path, isolation_level=None)
+            database.execute("PRAGMA synchronous=OFF")
+            database.execute("BEGIN")
+            counts = await seed(province, calendar, Writer("sqlite", database, None), items, rng)
+            database.execute("COMMIT")
+            database.execute("ANALYZE")
+            database.close()
         else:
             import asyncpg
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import random
 import statistics
@@ -42,7 +43,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import aiohttp
-from sqlalchemy import event, select, text
+from sqlalchemy import event, select, text, update
 from sqlalchemy.engine import make_url
 
 import bench.digest_scale as digest_scale
@@ -241,7 +242,7 @@ async def probe_codes(ctx: Context, count: int, rng: random.Random) -> list[str]
         for item_id in ids:
             payload = "".join(rng.choice(ALPHABET) for _ in range(PAYLOAD_CHARS))
             code = code_from_payload(ctx.province.receipt_prefix, payload)
-            await session.execute(Item.__table__.update().where(Item.id == item_id).values(receipt_code=code))
+            await session.execute(update(Item).where(Item.id == item_id).values(receipt_code=code))
             codes.append(code)
     return codes
 
@@ -361,7 +362,7 @@ async def bench_one(database: str, args: argparse.Namespace, root: Path, index: 
         lookups = Timing()
         for code in codes:
             async with ctx.sessions() as session:
-                status = await timed(lookups, lambda s=session, c=code: public_status(ctx, s, c))
+                status = await timed(lookups, functools.partial(public_status, ctx, session, code))
                 assert status is not None, code
         result.timings["track look-up (bot.tracking.public_status)"] = lookups.summary()
         conversations = Conversations(ctx)
@@ -369,7 +370,7 @@ async def bench_one(database: str, args: argparse.Namespace, root: Path, index: 
         for code in codes:
             async with ctx.sessions() as session:
                 info = await timed(
-                    chat_track, lambda s=session, c=code: conversations._track(s, "telegram", "1001", c, "vi")
+                    chat_track, functools.partial(conversations._track, session, "telegram", "1001", code, "vi")
                 )
                 assert info is not None, code
 
