@@ -16,6 +16,7 @@ Definitions (also printed on the page):
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from bot.i18n import gettext
 from models.tables import Clock, Desk, DeskRating, Item
 
 WEEKS = 12
+REPORT_TTL = timedelta(minutes=5)  # how old the public figures may be (the page says so)
 SATISFIED_ITEM_RATING = 3
 HAPPY_DESK_SCORE = 3
 
@@ -275,3 +277,39 @@ def csv_rows(ctx: Context, report: Report, unit_codes: list[str], locale: str = 
                 ]
             )
     return rows
+
+
+class ReportCache:
+    """The public figures, computed at most once per ``ttl`` however many people ask.
+
+    At a province's size the report takes seconds (docs/PERFORMANCE.md: 3–10 s at 1,000,000 items), and on
+    SQLite its transaction holds the database's only connection meanwhile, so every chat waits: the pages show
+    figures up to ``ttl`` old instead, and requests that come while they are computed share that computation
+    (a request given up does not cancel it). A failed computation is not kept: the next request tries again.
+    """
+
+    def __init__(self, ctx: Context, ttl: timedelta = REPORT_TTL) -> None:
+        self.ctx = ctx
+        self.ttl = ttl
+        self._latest: tuple[Report, datetime] | None = None
+        self._pending: asyncio.Future[tuple[Report, datetime]] | None = None
+
+    async def get(self) -> tuple[Report, datetime]:
+        """The report and when it was computed."""
+        latest, now = self._latest, self.ctx.now()
+        if latest is not None and now - latest[1] < self.ttl and latest[0].today == self.ctx.local_date(now):
+            return latest
+        if self._pending is None:
+            self._pending = asyncio.ensure_future(self._compute())
+        pending = self._pending
+        try:
+            return await asyncio.shield(pending)
+        finally:
+            if pending.done() and self._pending is pending:
+                self._pending = None
+
+    async def _compute(self) -> tuple[Report, datetime]:
+        async with self.ctx.sessions() as session:
+            report = await unit_report(self.ctx, session)
+        self._latest = (report, self.ctx.now())
+        return self._latest

@@ -8,6 +8,7 @@ counts per unit over the last 12 weeks; nothing on either page can identify a ci
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from typing import Any
 
@@ -16,7 +17,7 @@ from aiohttp import web
 from bot.context import Context
 from bot.i18n import format_day, format_moment, format_number, gettext
 from bot.receipts import code_from_payload
-from bot.stats import Figures, UnitStats, csv_rows, unit_report
+from bot.stats import REPORT_TTL, Figures, ReportCache, UnitStats, csv_rows
 from bot.tracking import TRACK_LIMIT, PublicStatus, event_label, track
 from handlers.charts import weekly_chart
 from handlers.http import CONTEXT
@@ -133,8 +134,7 @@ async def stats_page(request: web.Request) -> web.Response:
     unit_code = request.query.get("unit", "")
     if unit_code and unit_code not in ctx.province.units:
         return page(request, "stats.html", status=404, locale=locale, unknown_unit=True, **_empty_context())
-    async with ctx.sessions() as session:
-        report = await unit_report(ctx, session)
+    report, computed_at = await request.app[REPORTS].get()
     if unit_code:
         unit = ctx.province.units[unit_code]
         stats = report.units.get(unit_code)
@@ -164,6 +164,12 @@ async def stats_page(request: web.Request) -> web.Response:
         period=gettext(
             locale, "stats.period", start=format_day(locale, report.first_day), end=format_day(locale, report.today)
         ),
+        as_of=gettext(
+            locale,
+            "stats.as_of",
+            moment=format_moment(locale, computed_at),
+            minutes=int(REPORT_TTL.total_seconds() // 60),
+        ),
         total=_row(ctx, locale, "*", gettext(locale, "stats.all_units"), total),
         rows=rows,
         weekly=list(reversed(weekly)),
@@ -178,6 +184,7 @@ def _empty_context() -> dict[str, Any]:
         "unit_code": "",
         "heading": "",
         "period": "",
+        "as_of": "",
         "total": None,
         "rows": [],
         "weekly": [],
@@ -199,11 +206,11 @@ async def stats_csv(request: web.Request) -> web.Response:
     unit_code = request.query.get("unit", "")
     if unit_code and unit_code not in ctx.province.units:
         return message_page(request, 404, "bad_request", locale=locale)
-    async with ctx.sessions() as session:
-        report = await unit_report(ctx, session)
+    report, _computed_at = await request.app[REPORTS].get()
     codes = [unit_code] if unit_code else ["*", *[stats.unit_code for stats in report.active_units()]]
-    if unit_code and unit_code not in report.units:
-        report.units[unit_code] = UnitStats(unit_code, [Figures() for _ in report.week_starts])
+    if unit_code and unit_code not in report.units:  # a copy: the report is shared
+        empty = UnitStats(unit_code, [Figures() for _ in report.week_starts])
+        report = dataclasses.replace(report, units={**report.units, unit_code: empty})
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(csv_rows(ctx, report, codes, locale))
@@ -219,7 +226,11 @@ async def stats_csv(request: web.Request) -> web.Response:
     )
 
 
+REPORTS = web.AppKey("reports", ReportCache)
+
+
 def setup(app: web.Application) -> None:
+    app[REPORTS] = ReportCache(app[CONTEXT])
     app.router.add_get("/track", track_form)
     app.router.add_post("/track", track_lookup)
     app.router.add_get("/stats", stats_page)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import re
 from html import unescape
+from typing import Any
 
 import aiohttp
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 
 from bot.context import Context
 from bot.desks import add_desk
@@ -17,6 +19,7 @@ from bot.receipts import code_from_payload
 from bot.tracking import TRACK_LIMIT
 from models.tables import DeskRating, Item
 from qr.payload import sign_desk
+from tests.conftest import TestClock
 
 REPORT = "Cán bộ quầy một cửa yêu cầu nộp thêm tiền ngoài quy định mới nhận hồ sơ của tôi."
 
@@ -234,6 +237,51 @@ async def test_stats_page_and_csv(ctx: Context, web_url: str) -> None:
             body = (await response.read()).decode("utf-8")
     assert body.startswith("\ufeffunit_code,unit_name,week_start,items_received")
     assert "ubnd_xa_muong_phang,UBND Xã Mường Phăng," in body
+
+
+async def _received_today(http: aiohttp.ClientSession, web_url: str) -> tuple[str, str]:
+    """The page's "received" figure and its "as of" line."""
+    async with http.get(f"{web_url}/stats") as response:
+        html = await response.text()
+    received = re.search(r'id="kpi-received">([^<]*)<', html)
+    as_of = re.search(r'id="stats-as-of">([^<]*)<', html)
+    assert received is not None and as_of is not None
+    return received.group(1), unescape(as_of.group(1))
+
+
+async def test_stats_are_computed_once_for_a_few_minutes(ctx: Context, clock: TestClock, web_url: str) -> None:
+    """At a province's size the figures take seconds: they are kept five minutes, and the page says so."""
+    clock.set_local(2026, 3, 2, 9)
+    draft = Draft(type="phan_anh", category="dat_dai", commune_code="3325", description="Đèn đường hỏng " * 3)
+
+    async def file() -> None:
+        async with ctx.sessions.begin() as session:
+            await submit_item(ctx, session, draft, channel="web", channel_id="stats-visitor")
+
+    await file()
+    async with _client() as http:
+        first, as_of = await _received_today(http, web_url)
+        assert first == "1" and as_of == "Số liệu tính lúc 09:00 ngày 02/03/2026, cập nhật 5 phút một lần."
+        await file()
+        assert await _received_today(http, web_url) == (first, as_of)  # the same figures, minutes old
+        clock.advance(seconds=5 * 60 + 1)
+        assert (await _received_today(http, web_url))[0] == "2"
+
+        await file()
+        clock.advance(seconds=5 * 60 + 1)
+        reports: list[str] = []
+
+        def count_reports(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+            if "GROUP BY" in statement and "FROM items" in statement:
+                reports.append(statement)
+
+        event.listen(ctx.engine.sync_engine, "before_cursor_execute", count_reports)
+        try:
+            pages = await asyncio.gather(*(_received_today(http, web_url) for _ in range(6)))
+        finally:
+            event.remove(ctx.engine.sync_engine, "before_cursor_execute", count_reports)
+    assert {received for received, _ in pages} == {"3"}
+    assert len(reports) == 1, "six visitors at once share one computation"
 
 
 def test_every_public_page_string_is_in_both_catalogs() -> None:
