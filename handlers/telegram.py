@@ -2,13 +2,15 @@
 
 Input half: in polling mode PTB's updater long-polls ``getUpdates``; in webhook mode Telegram POSTs to
 ``/telegram/webhook`` on our aiohttp server, which checks ``X-Telegram-Bot-Api-Secret-Token`` in constant time
-and hands the update to PTB's queue. Each update becomes a channel-neutral ``Event`` for the dialog; a
-repeated ``update_id`` is processed once. Updates are processed concurrently; the conversation runner
-serialises those of one chat.
+and handles the update before answering, so that the last message of a citizen's reply can ride the answer
+(``WebhookReply``). Updates are read from the Bot API's JSON (``handlers.telegram_update``) into a
+channel-neutral ``Event`` for the dialog; a repeated ``update_id`` is processed once. Updates are processed
+concurrently; the conversation runner serialises those of one chat.
 
 Output half: a reply becomes an HTML message (every piece of user text escaped, split at 4,096 characters)
 with an inline keyboard, or a reply keyboard when it asks for the contact or the location. Sends go through
-PTB's ``AIORateLimiter`` (30 messages/s per bot, 20 per minute per group by default).
+PTB (``do_api_request`` where only the message id is needed) and its ``AIORateLimiter`` (30 messages/s per
+bot, 20 per minute per group by default).
 """
 
 from __future__ import annotations
