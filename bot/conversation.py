@@ -52,6 +52,7 @@ from bot.officials import ACTIVE_OFFICIAL, is_official, official_key
 from bot.outbox import enqueue
 from bot.privacy import lookup_hash, normalise_phone
 from bot.ratings import rate_desk
+from models.db import commit_with_next_statement
 from models.tables import AuditEvent, Citizen, Desk, DialogState, Item, ItemMessage
 
 log = logging.getLogger(__name__)
@@ -144,6 +145,10 @@ class _Unit:
         self._session: AsyncSession | None = None
         self.citizen_id: int | None = None  # known once an item is filed: the outbox needs no look-up then
         self.saved: tuple[tuple[str, str], _SavedState] | None = None  # for the state cache, after the commit
+
+    @property
+    def has_session(self) -> bool:
+        return self._session is not None
 
     def session(self) -> AsyncSession:
         if self._session is None:
@@ -260,6 +265,8 @@ class Conversations:
         saved_state = {**step.state, RECENT_UPDATES_KEY: recent} if recent else step.state
         sealed = self.ctx.vault.encrypt(json.dumps(saved_state, ensure_ascii=False), "dialog.state")
         now = self.ctx.now()
+        if not durable and not unit.has_session:
+            commit_with_next_statement(connection)  # the state is all this update writes
         if saved is None:
             inserted = await connection.execute(
                 _INSERT_STATE,

@@ -10,13 +10,14 @@ from typing import Any
 import aiosqlite
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 _Outcome = tuple[Any, list[Any], int, int | None]
 
 
-def _run(connection: sqlite3.Connection, sql: str, parameters: Any, many: bool, begin: bool) -> _Outcome:
-    """One statement, start to finish, in the connection's thread (after ``BEGIN IMMEDIATE`` if asked)."""
+def _run(connection: sqlite3.Connection, sql: str, parameters: Any, many: bool, begin: bool, commit: bool) -> _Outcome:
+    """One statement, start to finish, in the connection's thread (after ``BEGIN IMMEDIATE``, and followed by
+    ``COMMIT``, if asked)."""
     cursor = connection.cursor()
     try:
         if begin:
@@ -26,7 +27,10 @@ def _run(connection: sqlite3.Connection, sql: str, parameters: Any, many: bool, 
         else:
             cursor.execute(sql, parameters)
         rows = cursor.fetchall() if cursor.description else []
-        return cursor.description, rows, cursor.rowcount, cursor.lastrowid
+        outcome = (cursor.description, rows, cursor.rowcount, cursor.lastrowid)
+        if commit and connection.in_transaction:
+            connection.execute("COMMIT")  # on its own cursor: this one's row count is the statement's
+        return outcome
     finally:
         cursor.close()
 
@@ -58,7 +62,8 @@ class _OneTripCursor:
     async def _go(self, sql: str, parameters: Any, many: bool) -> _OneTripCursor:
         connection = self._connection
         begin, connection.begin_pending = connection.begin_pending, False
-        outcome: _Outcome = await connection._execute(_run, connection._conn, sql, parameters, many, begin)
+        commit, connection.commit_after_next = connection.commit_after_next, False
+        outcome: _Outcome = await connection._execute(_run, connection._conn, sql, parameters, many, begin, commit)
         self.description, rows, self.rowcount, self.lastrowid = outcome
         self._rows = deque(rows)
         return self
@@ -88,26 +93,37 @@ class _OneTripCursor:
 class _OneTripConnection(aiosqlite.Connection):
     """aiosqlite's connection (one thread per connection), with :class:`_OneTripCursor` cursors.
 
-    ``BEGIN IMMEDIATE`` travels with the transaction's first statement (``begin_pending``), and a commit or
-    rollback with no transaction open (SQLAlchemy's reset of a connection returned to the pool after a commit)
-    costs no trip. SQLAlchemy uses a connection for one thing at a time, so reading ``in_transaction`` here,
+    ``BEGIN IMMEDIATE`` travels with the transaction's first statement (``begin_pending``), ``COMMIT`` with its
+    last one when the caller says which that is (:func:`commit_with_next_statement`), and a commit or rollback
+    with no transaction open (SQLAlchemy's commit after such a statement, its reset of a connection returned to
+    the pool) costs no trip. SQLAlchemy uses a connection for one thing at a time, so reading ``in_transaction`` here,
     outside the connection's thread, never races a statement.
     """
 
     begin_pending = False
+    commit_after_next = False
 
     def cursor(self) -> _OneTripCursor:  # type: ignore[override]
         return _OneTripCursor(self)
 
     async def commit(self) -> None:
-        self.begin_pending = False
+        self.begin_pending = self.commit_after_next = False
         if self._conn.in_transaction:
             await super().commit()
 
     async def rollback(self) -> None:
-        self.begin_pending = False
+        self.begin_pending = self.commit_after_next = False
         if self._conn.in_transaction:
             await super().rollback()
+
+
+def commit_with_next_statement(connection: AsyncConnection) -> None:
+    """On SQLite, commit the transaction in the same trip as the next statement, which must be its last: the
+    transaction's own commit then costs nothing, and the write lock is held for one trip instead of two. If that
+    statement fails, nothing is committed. Elsewhere (PostgreSQL) nothing changes."""
+    driver = connection.sync_connection.connection.driver_connection if connection.sync_connection else None
+    if isinstance(driver, _OneTripConnection):
+        driver.commit_after_next = True
 
 
 def _sqlite_creator(url: str, connect_args: dict[str, Any]) -> Callable[[], _OneTripConnection]:
