@@ -262,6 +262,8 @@ class Conversations:
             step = self.dialog.on_result(step.state, step.effect, outcome)
             replies += step.replies
             durable = durable or step.durable
+        locale = step.state.get("locale", "vi")
+        rendered = [render_reply(reply, locale) for reply in replies]  # before the write, which may commit
         saved_state = {**step.state, RECENT_UPDATES_KEY: recent} if recent else step.state
         sealed = self.ctx.vault.encrypt(json.dumps(saved_state, ensure_ascii=False), "dialog.state")
         now = self.ctx.now()
@@ -289,8 +291,6 @@ class Conversations:
                 self.states.drop(key)
                 raise StaleDataError("the conversation changed while this update was handled")
             unit.saved = (key, _SavedState(saved.row_id, saved.version + 1, sealed))
-        locale = step.state.get("locale", "vi")
-        rendered = [render_reply(reply, locale) for reply in replies]
         if not durable:
             return Rendered(locale, rendered)
         session = unit.session()
