@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
@@ -18,17 +19,17 @@ async def citizen_for_chat(ctx: Context, session: AsyncSession, channel: str, ch
     citizen = (await session.execute(query)).scalar_one_or_none()
     if citizen is not None:
         return citizen
-    citizen = Citizen(
-        channel=channel,
-        lookup_hash=key,
-        enc_channel_id=ctx.vault.encrypt(str(channel_id), "citizen.channel_id"),
+    # INSERT … ON CONFLICT DO NOTHING: a first message racing another one from the same chat inserts nothing,
+    # without the savepoint an ORM insert would need to survive the unique violation.
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(Citizen)
+        .values(
+            channel=channel, lookup_hash=key, enc_channel_id=ctx.vault.encrypt(str(channel_id), "citizen.channel_id")
+        )
+        .on_conflict_do_nothing(index_elements=[Citizen.lookup_hash])
     )
-    try:
-        async with session.begin_nested():
-            session.add(citizen)
-    except IntegrityError:
-        return (await session.execute(query)).scalar_one()
-    return citizen
+    return (await session.execute(query)).scalar_one()
 
 
 def set_identity(ctx: Context, citizen: Citizen, *, name: str | None, phone: str | None) -> None:

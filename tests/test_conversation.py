@@ -3,12 +3,17 @@ what another process (or an invite that turns a citizen into an official) change
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+from sqlalchemy import func, select
+
+from bot.citizens import citizen_for_chat
 from bot.context import Context
 from bot.conversation import Conversations, Rendered
 from bot.dialog import Event
 from bot.officials import accept_invite, create_invite
+from models.tables import Citizen
 
 
 def _payloads(rendered: Rendered) -> list[str]:
@@ -53,3 +58,14 @@ async def test_a_citizen_who_accepts_an_invite_is_an_official_at_once(ctx: Conte
         "telegram", str(user), Event(kind="text", text="Xin chào", language="vi"), update_id=12, unless_official=user
     )
     assert after.official and after.replies == []
+
+
+async def test_two_first_messages_at_once_make_one_citizen(ctx: Context) -> None:
+    async def first_contact() -> int:
+        async with ctx.sessions.begin() as session:
+            return (await citizen_for_chat(ctx, session, "telegram", "3301")).id
+
+    first, second = await asyncio.gather(first_contact(), first_contact())
+    assert first == second
+    async with ctx.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Citizen)) == 1
