@@ -49,7 +49,7 @@ from bot.errors import DomainError, NotAllowed
 from bot.i18n import format_moment, render
 from bot.intake import Draft, submit_item
 from bot.officials import ACTIVE_OFFICIAL, is_official, official_key
-from bot.outbox import enqueue
+from bot.outbox import enqueue_all
 from bot.privacy import lookup_hash, normalise_phone
 from bot.ratings import rate_desk
 from models.db import commit_with_next_statement
@@ -299,10 +299,9 @@ class Conversations:
         else:
             citizen_id = unit.citizen_id or (await citizen_for_chat(self.ctx, session, channel, chat_id)).id
             target = (channel, "citizen", citizen_id)
-        for payload in rendered:
-            enqueue(
-                self.ctx, session, channel=target[0], recipient_kind=target[1], recipient_id=target[2], payload=payload
-            )
+        await enqueue_all(
+            self.ctx, session, channel=target[0], recipient_kind=target[1], recipient_id=target[2], payloads=rendered
+        )
         return Rendered(locale, [], queued=True)
 
     def _unseal(self, sealed: bytes) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
@@ -129,19 +129,27 @@ async def _unique_receipt_code(ctx: Context, session: AsyncSession) -> str:
             return code
 
 
-def new_clock(ctx: Context, item_id: int, deadline: Deadline, *, alarm_after: Any = None) -> Clock:
+def clock_values(ctx: Context, item_id: int, deadline: Deadline, *, alarm_after: Any = None) -> dict[str, Any]:
+    """A new clock's columns: the deadline, and when its first reminder is due."""
     alarm = next_alarm(ctx.province, ctx.calendar, deadline.due, alarm_after or ctx.now())
-    return Clock(
-        item_id=item_id,
-        kind=deadline.kind,
-        start_date=deadline.start,
-        due_date=deadline.due,
-        days=deadline.days,
-        day_unit=deadline.unit,
-        basis=deadline.basis,
-        extensions=0,
-        next_due_at=alarm.at if alarm else None,
-    )
+    return {
+        "item_id": item_id,
+        "kind": deadline.kind,
+        "start_date": deadline.start,
+        "due_date": deadline.due,
+        "days": deadline.days,
+        "day_unit": deadline.unit,
+        "basis": deadline.basis,
+        "extensions": 0,
+        "paused_days": 0,
+        "met_at": None,
+        "next_due_at": alarm.at if alarm else None,
+        "escalated": False,
+    }
+
+
+def new_clock(ctx: Context, item_id: int, deadline: Deadline, *, alarm_after: Any = None) -> Clock:
+    return Clock(**clock_values(ctx, item_id, deadline, alarm_after=alarm_after))
 
 
 async def submit_item(
@@ -223,9 +231,8 @@ async def submit_item(
             created_at=now,
         )
     )
-    session.add(new_clock(ctx, item.id, accept))
-    if resolve is not None:
-        session.add(new_clock(ctx, item.id, resolve))
+    clocks = [clock_values(ctx, item.id, deadline) for deadline in (accept, resolve) if deadline is not None]
+    await session.execute(insert(Clock), clocks)  # one statement for both
     await audit.append(
         session,
         action="submit",

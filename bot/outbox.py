@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -78,6 +78,36 @@ def enqueue(
     )
     session.add(row)
     return row
+
+
+async def enqueue_all(
+    ctx: Context,
+    session: AsyncSession,
+    *,
+    channel: str,
+    recipient_kind: str,
+    recipient_id: int,
+    payloads: list[dict[str, Any]],
+) -> None:
+    """Write several messages to one recipient, in this order, with one statement in the caller's transaction."""
+    now = ctx.now()
+    rows = [
+        {
+            "channel": channel,
+            "recipient_kind": recipient_kind,
+            "recipient_id": recipient_id,
+            "payload": payload,
+            "status": "pending",
+            "attempts": 0,
+            "not_before": now,
+            "created_at": now,
+            "sent_at": None,
+            "error": None,
+        }
+        for payload in payloads
+    ]
+    if rows:
+        await session.execute(insert(Outbox), rows)
 
 
 class Dispatcher:
