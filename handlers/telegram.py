@@ -416,37 +416,27 @@ class TelegramChannel:
             await self._deliver(reply, chat_id, user_id)
 
     async def _hotline_command(self, incoming: Incoming, command: str) -> bool:
-        """``/new`` starts recording a call for an operator; ``/done`` (or /cancel) ends it."""
+        """``/new`` starts recording a call for an operator (the caller's conversation, from its start); ``/done``
+        (or /cancel) ends it (the conversation cancelled, the operator told)."""
         user_id = incoming.user_id
         assert user_id is not None
-        if command == "new":
-            official = await self.desk.operator(user_id)
-            if official is None:
-                return False
-            await self.desk.set_hotline(user_id, True)
-            await self._citizen(
-                incoming,
-                channel=HOTLINE,
-                chat_key=f"op{official.id}",
-                operator_id=official.id,
-                event=Event(kind="command", command="start"),
-            )
-            return True
-        if command in ("done", "cancel"):
-            operator = await self.desk.hotline_active(user_id)
-            if operator is None:
-                return False
-            await self.desk.set_hotline(user_id, False)
-            await self._citizen(
-                incoming,
-                channel=HOTLINE,
-                chat_key=f"op{operator.id}",
-                operator_id=operator.id,
-                event=Event(kind="command", command="cancel"),
-            )
+        starting = command == "new"
+        if not starting and command not in ("done", "cancel"):
+            return False
+        operator = await (self.desk.operator(user_id) if starting else self.desk.hotline_active(user_id))
+        if operator is None:
+            return False
+        await self.desk.set_hotline(user_id, starting)
+        await self._citizen(
+            incoming,
+            channel=HOTLINE,
+            chat_key=f"op{operator.id}",
+            operator_id=operator.id,
+            event=Event(kind="command", command="start" if starting else "cancel"),
+        )
+        if not starting:
             await self.sender.send_now(user_id, {"text": gettext(operator.locale, "hotline.ended"), "buttons": []})
-            return True
-        return False
+        return True
 
     async def _citizen(
         self,
