@@ -10,9 +10,12 @@ cached copy of a state another process has changed since) is handled again; so i
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import html
 import json
 import logging
+import sqlite3
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -52,7 +55,7 @@ from bot.officials import ACTIVE_OFFICIAL, is_official, official_key
 from bot.outbox import enqueue_all
 from bot.privacy import lookup_hash, normalise_phone
 from bot.ratings import rate_desk
-from models.db import commit_with_next_statement
+from models.db import commit_with_next_statement, run_in_sqlite_thread
 from models.tables import AuditEvent, Citizen, Desk, DialogState, Item, ItemMessage
 
 log = logging.getLogger(__name__)
@@ -76,6 +79,10 @@ _SELECT_STATE_UNLESS_OFFICIAL = (
     select(*_STATE_COLUMNS, ACTIVE_OFFICIAL.label("official")).where(*_STATE_OF_CHAT).with_for_update(of=_STATES)
 )
 _INSERT_STATE = _STATES.insert()
+# The same UPDATE as _UPDATE_STATE, for sqlite3 itself (the state writer's batches bypass SQLAlchemy).
+_SQLITE_UPDATE_STATE = (
+    "UPDATE dialog_states SET enc_state = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?"
+)
 _UPDATE_STATE = _STATES.update().where(_STATES.c.id == bindparam("s_id"), _STATES.c.version == bindparam("s_version"))
 
 
@@ -135,6 +142,62 @@ class _StateCache:
         self._entries.pop(key, None)
 
 
+def _write_states(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -> list[bool]:
+    """In SQLite's thread: one transaction for many chats' state writes; which of them still found their row."""
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        written = [connection.execute(_SQLITE_UPDATE_STATE, row).rowcount == 1 for row in rows]
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:
+            connection.execute("ROLLBACK")
+        raise
+    return written
+
+
+class _StateWriter:
+    """Group commit of the most common update on SQLite: one that only moves a chat's dialog along.
+
+    Each such update hands its new state (sealed, with the version it read) to the writer and waits; whatever
+    has arrived meanwhile is written in one transaction and one trip to SQLite's thread, each row with its own
+    version check. An update whose row changed meanwhile (or a batch that failed) is told so, and is handled
+    again through the general path, from the database.
+    """
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._to_date = DialogState.__table__.c.updated_at.type.bind_processor(ctx.engine.dialect)
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
+        self._writing: asyncio.Future[None] | None = None
+
+    async def write(self, saved: _SavedState, sealed: bytes) -> bool:
+        """Write ``sealed`` over version ``saved.version``; True once committed, False when the row had changed."""
+        updated_at = self.ctx.now()
+        row = (sealed, saved.version + 1, self._to_date(updated_at) if self._to_date else updated_at)
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(((*row, saved.row_id, saved.version), done))
+        if self._writing is None:
+            self._writing = asyncio.ensure_future(self._write_pending())
+        return await done
+
+    async def _write_pending(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    written = await run_in_sqlite_thread(
+                        self.ctx.engine, functools.partial(_write_states, rows=[row for row, _ in batch])
+                    )
+                except Exception:
+                    log.exception("writing %d dialog states at once failed; each is handled again", len(batch))
+                    written = [False] * len(batch)
+                for (_, done), ok in zip(batch, written, strict=True):
+                    if not done.done():
+                        done.set_result(ok)
+        finally:
+            self._writing = None
+
+
 class _Unit:
     """One update's unit of work: the transaction's Core connection, and an ORM session on that same transaction
     opened only when an effect or the outbox needs one (most updates only read and write their dialog state)."""
@@ -173,6 +236,7 @@ class Conversations:
         self.dialog = CitizenDialog(ctx.province)
         self.on_commit: Callable[[], None] | None = None  # wakes the outbox dispatcher
         self.states = _StateCache(STATES_CACHED)
+        self.writer = _StateWriter(ctx) if ctx.engine.dialect.name == "sqlite" else None
 
     async def handle(
         self,
@@ -191,6 +255,10 @@ class Conversations:
         Telegram user id; when that user is an active official nothing is done and ``Rendered.official`` is
         set (asked in the same transaction: the citizen hot path's only look-up of officials).
         """
+        if self.writer is not None:
+            moved = await self._move_along(channel, chat_id, event, update_id)
+            if moved is not None:
+                return moved
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self.ctx.engine.begin() as connection:
@@ -265,7 +333,7 @@ class Conversations:
         locale = step.state.get("locale", "vi")
         rendered = [render_reply(reply, locale) for reply in replies]  # before the write, which may commit
         saved_state = {**step.state, RECENT_UPDATES_KEY: recent} if recent else step.state
-        sealed = self.ctx.vault.encrypt(json.dumps(saved_state, ensure_ascii=False), "dialog.state")
+        sealed = self._seal(saved_state)
         now = self.ctx.now()
         if not durable and not unit.has_session:
             commit_with_next_statement(connection)  # the state is all this update writes
@@ -303,6 +371,35 @@ class Conversations:
             self.ctx, session, channel=target[0], recipient_kind=target[1], recipient_id=target[2], payloads=rendered
         )
         return Rendered(locale, [], queued=True)
+
+    async def _move_along(self, channel: str, chat_id: str, event: Event, update_id: int | None) -> Rendered | None:
+        """The fast path of a cached chat whose update only moves the dialog along (no effect, nothing durable):
+        the state goes to the group-committing writer. None: take the general path."""
+        assert self.writer is not None
+        key = (channel, lookup_hash(self.ctx.keys, channel, chat_id))
+        saved = self.states.get(key)
+        if saved is None:
+            return None
+        state = self._unseal(saved.sealed)
+        recent: list[int] = state.pop(RECENT_UPDATES_KEY, [])
+        if update_id is not None:
+            if update_id in recent:
+                return Rendered(state.get("locale", "vi"), [], duplicate=True)
+            recent = [*recent, update_id][-RECENT_UPDATES_KEPT:]
+        step = self.dialog.handle(state, event)
+        if step.effect is not None or step.durable:
+            return None
+        locale = step.state.get("locale", "vi")
+        rendered = [render_reply(reply, locale) for reply in step.replies]
+        sealed = self._seal({**step.state, RECENT_UPDATES_KEY: recent} if recent else step.state)
+        if not await self.writer.write(saved, sealed):
+            self.states.drop(key)
+            return None
+        self.states.put(key, _SavedState(saved.row_id, saved.version + 1, sealed))
+        return Rendered(locale, rendered)
+
+    def _seal(self, state: dict[str, Any]) -> bytes:
+        return self.ctx.vault.encrypt(json.dumps(state, ensure_ascii=False), "dialog.state")
 
     def _unseal(self, sealed: bytes) -> dict[str, Any]:
         state: dict[str, Any] = json.loads(self.ctx.vault.decrypt(sealed, "dialog.state"))

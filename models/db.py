@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import event
@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 _Outcome = tuple[Any, list[Any], int, int | None]
+_T = TypeVar("_T")
 
 
 def _run(connection: sqlite3.Connection, sql: str, parameters: Any, many: bool, begin: bool, commit: bool) -> _Outcome:
@@ -124,6 +125,19 @@ def commit_with_next_statement(connection: AsyncConnection) -> None:
     driver = connection.sync_connection.connection.driver_connection if connection.sync_connection else None
     if isinstance(driver, _OneTripConnection):
         driver.commit_after_next = True
+
+
+async def run_in_sqlite_thread(engine: AsyncEngine, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run ``work`` with one of ``engine``'s SQLite connections, in that connection's thread: any number of
+    statements for one hand-off. ``work`` opens and ends its own transaction (``BEGIN IMMEDIATE`` … ``COMMIT``);
+    SQLAlchemy sees a connection checked out and returned unused. Only for SQLite engines made here."""
+    async with engine.connect() as connection:
+        sync = connection.sync_connection
+        driver = sync.connection.driver_connection if sync is not None else None
+        if not isinstance(driver, _OneTripConnection):
+            raise TypeError("run_in_sqlite_thread needs an SQLite engine from models.db.create_engine")
+        result: _T = await driver._execute(work, driver._conn)
+        return result
 
 
 def _sqlite_creator(url: str, connect_args: dict[str, Any]) -> Callable[[], _OneTripConnection]:

@@ -69,3 +69,28 @@ async def test_two_first_messages_at_once_make_one_citizen(ctx: Context) -> None
     assert first == second
     async with ctx.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Citizen)) == 1
+
+
+async def test_many_chats_moving_along_at_once_are_all_saved(ctx: Context) -> None:
+    """On SQLite these steps are committed together (one transaction for whatever arrived meanwhile): every chat's
+    step must still be saved, as another process reading the database sees."""
+    conversations = Conversations(ctx)
+    chats = [str(3400 + n) for n in range(40)]
+    for chat in chats:
+        await conversations.handle("telegram", chat, _start(), update_id=1)
+    steps = await asyncio.gather(
+        *(conversations.handle("telegram", chat, _press("menu:file"), update_id=2) for chat in chats)
+    )
+    assert all("type:phan_anh" in _payloads(step) for step in steps)
+    other = Conversations(ctx)  # nothing cached: reads each state from the database
+    for chat in chats:
+        categories = await other.handle("telegram", chat, _press("type:phan_anh"), update_id=3)
+        assert any(payload.startswith("cat:") for payload in _payloads(categories)), chat
+    # Two presses of the same chat at once: one moves the dialog along, the other is handled after it.
+    both = await asyncio.gather(
+        conversations.handle("telegram", chats[0], _press("cat:dat_dai"), update_id=4),
+        conversations.handle("telegram", chats[0], _press("cat:dat_dai"), update_id=5),
+    )
+    assert all(rendered.replies for rendered in both)
+    again = await other.handle("telegram", chats[0], _press("cat:dat_dai"), update_id=4)
+    assert again.duplicate
