@@ -108,6 +108,21 @@ def render_reply(reply: Reply, locale: str) -> dict[str, Any]:
     }
 
 
+def _take_recent_updates(state: dict[str, Any], update_id: int | None) -> list[int] | None:
+    """Take the recent update ids out of ``state`` (the dialog never sees them), with ``update_id`` added; None
+    when ``update_id`` is already among them (a redelivery)."""
+    recent: list[int] = state.pop(RECENT_UPDATES_KEY, [])
+    if update_id is None:
+        return recent
+    if update_id in recent:
+        return None
+    return [*recent, update_id][-RECENT_UPDATES_KEPT:]
+
+
+def _with_recent_updates(state: dict[str, Any], recent: list[int]) -> dict[str, Any]:
+    return {**state, RECENT_UPDATES_KEY: recent} if recent else state
+
+
 @dataclass(frozen=True)
 class _SavedState:
     row_id: int
@@ -313,11 +328,9 @@ class Conversations:
             if row is not None:
                 saved = _SavedState(row.id, row.version, row.enc_state)
         state = self._unseal(saved.sealed) if saved is not None else new_state(event.language)
-        recent: list[int] = state.pop(RECENT_UPDATES_KEY, [])
-        if update_id is not None:
-            if update_id in recent:  # a second delivery of an update already handled: nothing changes
-                return Rendered(state.get("locale", "vi"), [], duplicate=True)
-            recent = [*recent, update_id][-RECENT_UPDATES_KEPT:]
+        recent = _take_recent_updates(state, update_id)
+        if recent is None:  # a second delivery of an update already handled: nothing changes
+            return Rendered(state.get("locale", "vi"), [], duplicate=True)
         step = self.dialog.handle(state, event)
         replies = list(step.replies)
         durable = step.durable
@@ -332,8 +345,7 @@ class Conversations:
             durable = durable or step.durable
         locale = step.state.get("locale", "vi")
         rendered = [render_reply(reply, locale) for reply in replies]  # before the write, which may commit
-        saved_state = {**step.state, RECENT_UPDATES_KEY: recent} if recent else step.state
-        sealed = self._seal(saved_state)
+        sealed = self._seal(_with_recent_updates(step.state, recent))
         now = self.ctx.now()
         if not durable and not unit.has_session:
             commit_with_next_statement(connection)  # the state is all this update writes
@@ -381,17 +393,15 @@ class Conversations:
         if saved is None:
             return None
         state = self._unseal(saved.sealed)
-        recent: list[int] = state.pop(RECENT_UPDATES_KEY, [])
-        if update_id is not None:
-            if update_id in recent:
-                return Rendered(state.get("locale", "vi"), [], duplicate=True)
-            recent = [*recent, update_id][-RECENT_UPDATES_KEPT:]
+        recent = _take_recent_updates(state, update_id)
+        if recent is None:  # a second delivery of an update already handled: nothing changes
+            return Rendered(state.get("locale", "vi"), [], duplicate=True)
         step = self.dialog.handle(state, event)
         if step.effect is not None or step.durable:
             return None
         locale = step.state.get("locale", "vi")
         rendered = [render_reply(reply, locale) for reply in step.replies]
-        sealed = self._seal({**step.state, RECENT_UPDATES_KEY: recent} if recent else step.state)
+        sealed = self._seal(_with_recent_updates(step.state, recent))
         if not await self.writer.write(saved, sealed):
             self.states.drop(key)
             return None
