@@ -206,6 +206,11 @@ class _StateWriter:
                 except Exception:
                     log.exception("writing %d dialog states at once failed; each is handled again", len(batch))
                     written = [False] * len(batch)
+                except BaseException:  # cancelled (the service stops): its waiters are cancelled, not left waiting
+                    for _, done in (*batch, *self._pending):
+                        done.cancel()
+                    self._pending = []
+                    raise
                 for (_, done), ok in zip(batch, written, strict=True):
                     if not done.done():
                         done.set_result(ok)
