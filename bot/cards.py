@@ -151,14 +151,19 @@ async def refresh_cards(ctx: Context, session: AsyncSession, item: Item) -> None
         if locale not in payloads:
             payloads[locale] = await card_payload(ctx, session, item, locale)
             payloads[locale].pop("attachments", None)
-        enqueue(
-            ctx,
-            session,
-            channel="telegram",
-            recipient_kind=card.recipient_kind,
-            recipient_id=card.recipient_id,
-            payload={**payloads[locale], "edit_message_id": card.message_id},
-        )
+        edit_card(ctx, session, card, payloads[locale])
+
+
+def edit_card(ctx: Context, session: AsyncSession, card: ItemCard, payload: dict[str, Any]) -> None:
+    """Queue an edit of a posted copy of a card (its message) to show ``payload``."""
+    enqueue(
+        ctx,
+        session,
+        channel="telegram",
+        recipient_kind=card.recipient_kind,
+        recipient_id=card.recipient_id,
+        payload={**payload, "edit_message_id": card.message_id},
+    )
 
 
 async def notify_unit(

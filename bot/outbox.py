@@ -58,6 +58,22 @@ class Sender(Protocol):
         ...
 
 
+def _row(ctx: Context, channel: str, recipient_kind: str, recipient_id: int, payload: dict[str, Any]) -> dict[str, Any]:
+    now = ctx.now()
+    return {
+        "channel": channel,
+        "recipient_kind": recipient_kind,
+        "recipient_id": recipient_id,
+        "payload": payload,
+        "status": "pending",
+        "attempts": 0,
+        "not_before": now,
+        "created_at": now,
+        "sent_at": None,
+        "error": None,
+    }
+
+
 def enqueue(
     ctx: Context,
     session: AsyncSession,
@@ -68,14 +84,7 @@ def enqueue(
     payload: dict[str, Any],
 ) -> Outbox:
     """Write one message in the caller's transaction."""
-    row = Outbox(
-        channel=channel,
-        recipient_kind=recipient_kind,
-        recipient_id=recipient_id,
-        payload=payload,
-        created_at=ctx.now(),
-        not_before=ctx.now(),
-    )
+    row = Outbox(**_row(ctx, channel, recipient_kind, recipient_id, payload))
     session.add(row)
     return row
 
@@ -90,23 +99,8 @@ async def enqueue_all(
     payloads: list[dict[str, Any]],
 ) -> None:
     """Write several messages to one recipient, in this order, with one statement in the caller's transaction."""
-    now = ctx.now()
-    rows = [
-        {
-            "channel": channel,
-            "recipient_kind": recipient_kind,
-            "recipient_id": recipient_id,
-            "payload": payload,
-            "status": "pending",
-            "attempts": 0,
-            "not_before": now,
-            "created_at": now,
-            "sent_at": None,
-            "error": None,
-        }
-        for payload in payloads
-    ]
-    if rows:
+    if payloads:
+        rows = [_row(ctx, channel, recipient_kind, recipient_id, payload) for payload in payloads]
         await session.execute(insert(Outbox), rows)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit
-from bot.cards import notify_unit, post_card, refresh_cards
+from bot.cards import edit_card, notify_unit, post_card, refresh_cards
 from bot.clocks import next_alarm
 from bot.context import Context
 from bot.deadlines import Deadline, accept_deadline, extend_deadline, resolve_deadline, resume_after_pause
@@ -25,7 +25,6 @@ from bot.i18n import Localized, Msg, format_day
 from bot.intake import MAX_ATTACHMENTS, MAX_DESCRIPTION, new_clock
 from bot.lifecycle import Status, check_transition
 from bot.notify import notify_citizen
-from bot.outbox import enqueue
 from bot.privacy import mask_text, normalise_text, pseudonym_tag
 from bot.routing import supervisor_of
 from models.tables import Clock, Item, ItemCard, ItemMessage, Pause, RoutingDecision
@@ -455,13 +454,6 @@ async def _move_cards(ctx: Context, session: AsyncSession, item: Item, from_unit
     for card in old:
         if card.message_id is not None:
             text = Msg("card.moved", {"code": item.receipt_code, "unit": _unit(ctx, item.unit_code)})
-            enqueue(
-                ctx,
-                session,
-                channel="telegram",
-                recipient_kind=card.recipient_kind,
-                recipient_id=card.recipient_id,
-                payload={"text": text.render("vi", html.escape), "buttons": [], "edit_message_id": card.message_id},
-            )
+            edit_card(ctx, session, card, {"text": text.render("vi", html.escape), "buttons": []})
         await session.delete(card)
     await post_card(ctx, session, item)

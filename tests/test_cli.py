@@ -137,10 +137,9 @@ def test_bad_settings_stop_serve_with_one_line(data_env: dict[str, str], tmp_pat
     assert result.returncode == 3 and "province.toml: -: file not found" in result.stderr
 
 
-async def test_serve_answers_healthz_and_metrics(data_env: dict[str, str], tmp_path: Path) -> None:
-    port = unused_port()
-    env = {**os.environ, **data_env, "PAKN_PORT": str(port), "PAKN_TELEGRAM_TOKEN": ""}
-    process = subprocess.Popen(
+def _serve(env: dict[str, str]) -> subprocess.Popen[str]:
+    """``pakn serve`` as a process of its own (stop it with ``terminate()``: SIGTERM, as systemd does)."""
+    return subprocess.Popen(
         [sys.executable, "-m", "bot", "serve"],
         cwd=ROOT,
         env=env,
@@ -148,6 +147,12 @@ async def test_serve_answers_healthz_and_metrics(data_env: dict[str, str], tmp_p
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+async def test_serve_answers_healthz_and_metrics(data_env: dict[str, str], tmp_path: Path) -> None:
+    port = unused_port()
+    env = {**os.environ, **data_env, "PAKN_PORT": str(port), "PAKN_TELEGRAM_TOKEN": ""}
+    process = _serve(env)
     try:
         deadline = time.monotonic() + 30
         async with aiohttp.ClientSession() as http:
@@ -189,14 +194,7 @@ async def test_serve_talks_to_a_bot_api_server_by_polling(data_env: dict[str, st
             "PAKN_TELEGRAM_API_URL": fake.url,
             "PAKN_TELEGRAM_MODE": "polling",
         }
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bot", "serve"],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        process = _serve(env)
         try:
             await fake.wait_for("getUpdates", timeout=30, answered=False)
             assert {c["command"] for c in fake.commands_for("")} >= {"start", "track"}
