@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models.tables import AuditEvent, AuditHead, utcnow
 
@@ -44,17 +45,22 @@ def event_hash(
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-async def _locked_head(session: AsyncSession) -> AuditHead:
-    query = select(AuditHead).where(AuditHead.id == HEAD_ID).with_for_update()
-    head = (await session.execute(query)).scalar_one_or_none()
-    if head is not None:
-        return head
-    try:
-        async with session.begin_nested():
-            session.add(AuditHead(id=HEAD_ID, last_event_id=0, last_hash=GENESIS))
-    except IntegrityError:
-        pass
-    return (await session.execute(query)).scalar_one()
+_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+_HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
+_SELECT_HEAD = select(_HEAD.c.last_event_id, _HEAD.c.last_hash).where(_HEAD.c.id == HEAD_ID).with_for_update()
+_MOVE_HEAD = _HEAD.update().where(_HEAD.c.id == HEAD_ID)
+
+
+async def _locked_head(connection: AsyncConnection) -> tuple[int, str]:
+    """The chain's tip, locked until the transaction ends; created on the very first append."""
+    head = (await connection.execute(_SELECT_HEAD)).first()
+    if head is None:
+        insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+        await connection.execute(
+            insert(_HEAD).values(id=HEAD_ID, last_event_id=0, last_hash=GENESIS).on_conflict_do_nothing()
+        )
+        head = (await connection.execute(_SELECT_HEAD)).one()
+    return head.last_event_id, head.last_hash
 
 
 async def append(
@@ -66,29 +72,33 @@ async def append(
     data: dict[str, Any] | None = None,
     public: bool = False,
     now: datetime | None = None,
-) -> AuditEvent:
-    """Append one event in the caller's transaction. ``data`` must never hold identity data."""
-    head = await _locked_head(session)
+) -> None:
+    """Append one event in the caller's transaction. ``data`` must never hold identity data.
+
+    The session's pending changes are written first, so the event follows what it records; the event itself
+    is written with Core statements (three per event, no unit of work)."""
+    await session.flush()
+    connection = await session.connection()
+    last_event_id, last_hash = await _locked_head(connection)
     created_at = now or utcnow()
     payload = dict(data or {})
-    event_id = head.last_event_id + 1
-    digest = event_hash(head.last_hash, event_id, item_id, action, actor, payload, public, created_at)
-    event = AuditEvent(
-        id=event_id,
-        item_id=item_id,
-        action=action,
-        actor=actor,
-        data=payload,
-        public=public,
-        created_at=created_at,
-        prev_hash=head.last_hash,
-        hash=digest,
+    event_id = last_event_id + 1
+    digest = event_hash(last_hash, event_id, item_id, action, actor, payload, public, created_at)
+    await connection.execute(
+        _EVENTS.insert(),
+        {
+            "id": event_id,
+            "item_id": item_id,
+            "action": action,
+            "actor": actor,
+            "data": payload,
+            "public": public,
+            "created_at": created_at,
+            "prev_hash": last_hash,
+            "hash": digest,
+        },
     )
-    session.add(event)
-    head.last_event_id = event_id
-    head.last_hash = digest
-    await session.flush()
-    return event
+    await connection.execute(_MOVE_HEAD, {"last_event_id": event_id, "last_hash": digest})
 
 
 @dataclass(frozen=True)

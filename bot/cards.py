@@ -11,18 +11,31 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, exists, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
 from bot.i18n import Msg, format_day
 from bot.lifecycle import Status
-from bot.officials import Role, unit_groups, unit_officials
+from bot.officials import Role
 from bot.outbox import enqueue
 from bot.privacy import pseudonym_tag
-from models.tables import Clock, Item, ItemCard, ItemMessage, Official
+from models.tables import Clock, Item, ItemCard, ItemMessage, Official, UnitChat
 
 CARD_ROLES = (Role.OFFICER.value, Role.HEAD.value, Role.COORDINATOR.value)
+_GROUPS: Table = UnitChat.__table__  # type: ignore[assignment]
+_OFFICIALS: Table = Official.__table__  # type: ignore[assignment]
+_ACTIVE_GROUP = (_GROUPS.c.unit_code == bindparam("unit_code"), _GROUPS.c.active.is_(True))
+# Where a unit's cards and notices go, in one statement: its bound groups, else each officer, head and coordinator.
+_CARD_TARGETS = union_all(
+    select(literal("group").label("kind"), _GROUPS.c.id, literal("vi").label("locale")).where(*_ACTIVE_GROUP),
+    select(literal("official").label("kind"), _OFFICIALS.c.id, _OFFICIALS.c.locale).where(
+        _OFFICIALS.c.unit_code == bindparam("unit_code"),
+        _OFFICIALS.c.active.is_(True),
+        _OFFICIALS.c.role.in_(CARD_ROLES),
+        ~exists().where(*_ACTIVE_GROUP),
+    ),
+).order_by("kind", "id")
 
 
 def _days_left(ctx: Context, due: Any) -> Msg:
@@ -106,35 +119,33 @@ async def card_payload(ctx: Context, session: AsyncSession, item: Item, locale: 
     }
 
 
-async def post_card(ctx: Context, session: AsyncSession, item: Item) -> int:
-    """Send the card to the unit: its bound groups, else each officer and head. Returns the copies queued."""
-    copies = 0
-    groups = await unit_groups(session, item.unit_code)
-    if groups:
-        payload = await card_payload(ctx, session, item)
-        for group in groups:
-            enqueue(
-                ctx,
-                session,
-                channel="telegram",
-                recipient_kind="group",
-                recipient_id=group.id,
-                payload={**payload, "card": True},
-            )
-            copies += 1
-        return copies
-    for official in await unit_officials(session, item.unit_code, CARD_ROLES):
-        payload = await card_payload(ctx, session, item, official.locale)
+async def _targets(session: AsyncSession, unit_code: str) -> list[tuple[str, int, str]]:
+    """(recipient kind, id, locale) of everyone who gets the unit's cards and notices (``_CARD_TARGETS``)."""
+    rows = await (await session.connection()).execute(_CARD_TARGETS, {"unit_code": unit_code})
+    return [(kind, recipient_id, locale) for kind, recipient_id, locale in rows]
+
+
+async def post_card(ctx: Context, session: AsyncSession, item_id: int, unit_code: str) -> int:
+    """Send the item's card to ``unit_code`` (see ``_targets``). Returns the copies queued. The item is loaded
+    only when the unit has someone to send it to (from the session when it is there already)."""
+    targets = await _targets(session, unit_code)
+    if not targets:
+        return 0
+    item = await session.get(Item, item_id)
+    assert item is not None
+    payloads: dict[str, dict[str, Any]] = {}
+    for kind, recipient_id, locale in targets:
+        if locale not in payloads:
+            payloads[locale] = await card_payload(ctx, session, item, locale)
         enqueue(
             ctx,
             session,
             channel="telegram",
-            recipient_kind="official",
-            recipient_id=official.id,
-            payload={**payload, "card": True},
+            recipient_kind=kind,
+            recipient_id=recipient_id,
+            payload={**payloads[locale], "card": True},
         )
-        copies += 1
-    return copies
+    return len(targets)
 
 
 async def refresh_cards(ctx: Context, session: AsyncSession, item: Item) -> None:
@@ -170,11 +181,7 @@ async def notify_unit(
     ctx: Context, session: AsyncSession, item: Item, message: Msg, attachments: list[dict[str, Any]] | None = None
 ) -> None:
     """A short message about an item to where its cards go (the unit's groups, else its officials)."""
-    groups = await unit_groups(session, item.unit_code)
-    targets: list[tuple[str, int, str]] = [("group", g.id, "vi") for g in groups]
-    if not targets:
-        targets = [("official", o.id, o.locale) for o in await unit_officials(session, item.unit_code, CARD_ROLES)]
-    for kind, recipient_id, locale in targets:
+    for kind, recipient_id, locale in await _targets(session, item.unit_code):
         enqueue(
             ctx,
             session,

@@ -2,43 +2,64 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from typing import Any
+
+from sqlalchemy import Table, func
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.context import Context
 from bot.privacy import lookup_hash
 from models.tables import Citizen
 
+_CITIZENS: Table = Citizen.__table__  # type: ignore[assignment]
+
+
+async def _upsert_citizen(
+    ctx: Context, connection: AsyncConnection, channel: str, channel_id: str, values: dict[str, Any]
+) -> int:
+    """The id of the citizen behind a chat, created on first contact with ``values``, which an existing citizen
+    takes too (a None leaves a column as it was). One statement, ``INSERT … ON CONFLICT DO UPDATE … RETURNING``,
+    whether the citizen is new or not; two first messages at once still make one citizen."""
+    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    statement = insert(_CITIZENS).values(
+        channel=channel,
+        lookup_hash=lookup_hash(ctx.keys, channel, channel_id),
+        enc_channel_id=ctx.vault.encrypt(str(channel_id), "citizen.channel_id"),
+        **values,
+    )
+    # Setting the channel to itself when there is nothing else to set: DO UPDATE, unlike DO NOTHING, returns the row.
+    changes: dict[str, Any] = {name: func.coalesce(statement.excluded[name], _CITIZENS.c[name]) for name in values} or {
+        "channel": statement.excluded.channel
+    }
+    upsert = statement.on_conflict_do_update(index_elements=[_CITIZENS.c.lookup_hash], set_=changes)
+    return int((await connection.execute(upsert.returning(_CITIZENS.c.id))).scalar_one())
+
 
 async def citizen_for_chat(ctx: Context, session: AsyncSession, channel: str, channel_id: str) -> Citizen:
-    """The citizen behind a chat, created on first contact; safe against two first messages at once."""
-    key = lookup_hash(ctx.keys, channel, channel_id)
-    query = select(Citizen).where(Citizen.lookup_hash == key)
-    citizen = (await session.execute(query)).scalar_one_or_none()
-    if citizen is not None:
-        return citizen
-    # INSERT … ON CONFLICT DO NOTHING: a first message racing another one from the same chat inserts nothing,
-    # without the savepoint an ORM insert would need to survive the unique violation.
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    await session.execute(
-        insert(Citizen)
-        .values(
-            channel=channel, lookup_hash=key, enc_channel_id=ctx.vault.encrypt(str(channel_id), "citizen.channel_id")
-        )
-        .on_conflict_do_nothing(index_elements=[Citizen.lookup_hash])
-    )
-    return (await session.execute(query)).scalar_one()
+    """The citizen behind a chat, created on first contact."""
+    citizen_id = await _upsert_citizen(ctx, await session.connection(), channel, channel_id, {})
+    citizen = await session.get(Citizen, citizen_id)
+    assert citizen is not None
+    return citizen
 
 
-def set_identity(ctx: Context, citizen: Citizen, *, name: str | None, phone: str | None) -> None:
+async def citizen_filing(
+    ctx: Context,
+    connection: AsyncConnection,
+    channel: str,
+    channel_id: str,
+    *,
+    locale: str,
+    name: str | None = None,
+    phone: str | None = None,
+) -> int:
+    """The id of the citizen filing from a chat, created on first contact; remembers the language they file in
+    (their messages follow it) and the name and phone they gave, encrypted."""
+    values: dict[str, Any] = {"locale": locale}
     if name is not None:
-        citizen.enc_name = ctx.vault.encrypt(name, "citizen.name")
+        values["enc_name"] = ctx.vault.encrypt(name, "citizen.name")
     if phone is not None:
-        citizen.enc_phone = ctx.vault.encrypt(phone, "citizen.phone")
-
-
-def channel_id_of(ctx: Context, citizen: Citizen) -> str:
-    """Decrypt the chat id, for the outbox dispatcher only."""
-    return ctx.vault.decrypt(citizen.enc_channel_id, "citizen.channel_id")
+        values["enc_phone"] = ctx.vault.encrypt(phone, "citizen.phone")
+    return await _upsert_citizen(ctx, connection, channel, channel_id, values)

@@ -195,16 +195,6 @@ async def unit_officials(session: AsyncSession, unit_code: str, roles: tuple[str
     )
 
 
-async def unit_groups(session: AsyncSession, unit_code: str) -> list[UnitChat]:
-    return list(
-        (
-            await session.execute(
-                select(UnitChat).where(UnitChat.unit_code == unit_code, UnitChat.active.is_(True)).order_by(UnitChat.id)
-            )
-        ).scalars()
-    )
-
-
 async def request_group_binding(
     ctx: Context, session: AsyncSession, official: Official, *, chat_id: int, title: str
 ) -> UnitChat:

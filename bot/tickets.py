@@ -456,4 +456,4 @@ async def _move_cards(ctx: Context, session: AsyncSession, item: Item, from_unit
             text = Msg("card.moved", {"code": item.receipt_code, "unit": _unit(ctx, item.unit_code)})
             edit_card(ctx, session, card, {"text": text.render("vi", html.escape), "buttons": []})
         await session.delete(card)
-    await post_card(ctx, session, item)
+    await post_card(ctx, session, item.id, item.unit_code)

@@ -36,15 +36,17 @@ async def _count(ctx: Context, model: type) -> int:
 async def test_an_anonymous_report_is_routed_and_on_the_clock(ctx: Context) -> None:
     async with ctx.sessions.begin() as session:
         result = await submit_item(ctx, session, land_report(), channel="telegram", channel_id="1001")
-    item = result.item
-    assert normalise_receipt_code(item.receipt_code, "DB") == item.receipt_code
-    assert item.unit_code == "ubnd_xa_muong_phang"
-    assert item.status == "submitted" and item.anonymous
+    assert normalise_receipt_code(result.item.receipt_code, "DB") == result.item.receipt_code
     # Received Thursday 12/02/2026; ten working days around Tết (16–20/02) end on 05/03/2026.
     assert result.accept.due == date(2026, 3, 5)
     assert result.resolve is not None and result.resolve.due == date(2026, 3, 26)
     assert len(result.pseudonym) == 4
     async with ctx.sessions() as session:
+        item = await session.get(Item, result.item.id)
+        assert item is not None and item.receipt_code == result.item.receipt_code
+        assert item.unit_code == result.item.unit_code == "ubnd_xa_muong_phang"
+        assert item.status == "submitted" and item.anonymous and not item.paused and item.version == 1
+        assert item.citizen_id == result.item.citizen_id and item.received_at is not None
         clocks = {c.kind: c for c in (await session.execute(select(Clock))).scalars()}
         decision = (await session.execute(select(RoutingDecision))).scalar_one()
         events = (await session.execute(select(AuditEvent))).scalars().all()
@@ -140,3 +142,18 @@ async def test_receipt_codes_are_unique_across_many_items(ctx: Context) -> None:
             result = await submit_item(ctx, session, land_report(), channel="web", channel_id=f"s{index}")
             codes.add(result.item.receipt_code)
     assert len(codes) == 40
+
+
+async def test_a_chat_that_files_again_is_the_same_citizen_in_the_language_it_last_used(ctx: Context) -> None:
+    async with ctx.sessions.begin() as session:
+        first = await submit_item(ctx, session, land_report(), channel="telegram", channel_id="5150", locale="vi")
+    draft = land_report(type="khieu_nai", anonymous=False, name="Lò Văn Bình", phone=PHONE, consent=True)
+    async with ctx.sessions.begin() as session:
+        second = await submit_item(ctx, session, draft, channel="telegram", channel_id="5150", locale="en")
+    assert first.item.citizen_id == second.item.citizen_id and first.item.id != second.item.id
+    async with ctx.sessions() as session:
+        citizens = (await session.execute(select(Citizen))).scalars().all()
+        items = {item.id: item for item in (await session.execute(select(Item))).scalars()}
+    assert len(citizens) == 1 and citizens[0].locale == "en"
+    assert ctx.vault.decrypt(citizens[0].enc_name or b"", "citizen.name") == "Lò Văn Bình"
+    assert items[first.item.id].anonymous and not items[second.item.id].anonymous
