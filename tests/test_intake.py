@@ -11,7 +11,8 @@ from bot.context import Context
 from bot.errors import ValidationError
 from bot.intake import Draft, submit_item
 from bot.receipts import normalise_receipt_code
-from models.tables import AuditEvent, Citizen, Clock, Item, ItemMessage, RoutingDecision
+from models.tables import AuditEvent, Citizen, Clock, Item, ItemMessage, Outbox, RoutingDecision, UnitChat
+from tests.digest_seed import add_official
 
 PHONE = "0912 345 678"
 MUONG_PHANG = "3325"
@@ -157,3 +158,29 @@ async def test_a_chat_that_files_again_is_the_same_citizen_in_the_language_it_la
     assert len(citizens) == 1 and citizens[0].locale == "en"
     assert ctx.vault.decrypt(citizens[0].enc_name or b"", "citizen.name") == "Lò Văn Bình"
     assert items[first.item.id].anonymous and not items[second.item.id].anonymous
+
+
+async def _cards_queued(ctx: Context) -> list[tuple[str, int, str]]:
+    async with ctx.sessions() as session:
+        rows = (await session.execute(select(Outbox).order_by(Outbox.id))).scalars().all()
+    return [(row.recipient_kind, row.recipient_id, row.payload["text"]) for row in rows if row.payload.get("card")]
+
+
+async def test_the_card_goes_to_each_officer_in_their_language_or_to_the_units_bound_group(ctx: Context) -> None:
+    unit, now = "ubnd_xa_muong_phang", ctx.now()
+    officer = await add_official(ctx, "officer", unit, created_at=now, locale="en")
+    head = await add_official(ctx, "head", unit, created_at=now)
+    await add_official(ctx, "officer", unit, created_at=now, active=False)
+    await add_official(ctx, "officer", "thanh_tra", created_at=now)
+    async with ctx.sessions.begin() as session:
+        code = (await submit_item(ctx, session, land_report(), channel="web", channel_id="c1")).item.receipt_code
+    cards = await _cards_queued(ctx)
+    assert [(kind, recipient) for kind, recipient, _ in cards] == [("official", officer), ("official", head)]
+    assert all(code in text for _, _, text in cards)
+    assert "Sender:" in cards[0][2] and "Người gửi:" in cards[1][2]
+    async with ctx.sessions.begin() as session:
+        group = UnitChat(unit_code=unit, lookup_hash="g", enc_chat_id=b"-", active=True)
+        session.add_all([group, UnitChat(unit_code=unit, lookup_hash="h", enc_chat_id=b"-", active=False)])
+    async with ctx.sessions.begin() as session:
+        await submit_item(ctx, session, land_report(), channel="web", channel_id="c2")
+    assert [(kind, recipient) for kind, recipient, _ in (await _cards_queued(ctx))[2:]] == [("group", group.id)]
