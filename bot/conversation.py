@@ -21,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Integer, Table, bindparam, select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -83,6 +83,12 @@ _INSERT_STATE = _STATES.insert()
 _SQLITE_UPDATE_STATE = (
     "UPDATE dialog_states SET enc_state = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?"
 )
+# The state writer's batch on PostgreSQL: many chats' states in one statement, each with its version check.
+_POSTGRESQL_UPDATE_STATES = text(
+    "UPDATE dialog_states AS d SET enc_state = v.enc_state, version = v.version + 1, updated_at = :updated_at "
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:versions AS integer[]), CAST(:states AS bytea[])) "
+    "AS v(id, version, enc_state) WHERE d.id = v.id AND d.version = v.version RETURNING d.id"
+).columns(id=Integer)
 _UPDATE_STATE = _STATES.update().where(_STATES.c.id == bindparam("s_id"), _STATES.c.version == bindparam("s_version"))
 
 
@@ -170,27 +176,35 @@ def _write_states(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -
     return written
 
 
+@dataclass(frozen=True)
+class _StateWrite:
+    saved: _SavedState  # the row and version the new state was computed from
+    sealed: bytes
+    done: asyncio.Future[bool]
+
+
 class _StateWriter:
-    """Group commit of the most common update on SQLite: one that only moves a chat's dialog along.
+    """Group commit of the most common update: one that only moves a cached chat's dialog along.
 
     Each such update hands its new state (sealed, with the version it read) to the writer and waits; whatever
-    has arrived meanwhile is written in one transaction and one trip to SQLite's thread, each row with its own
-    version check. An update whose row changed meanwhile (or a batch that failed) is told so, and is handled
-    again through the general path, from the database.
+    has arrived meanwhile is written at once, each row with its own version check: on SQLite one transaction in
+    one trip to SQLite's thread, on PostgreSQL one ``UPDATE … FROM unnest(…)`` statement (atomic by itself, so
+    without a transaction around it). An update whose row changed meanwhile (or a batch that failed) is told
+    so, and is handled again through the general path, from the database.
     """
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._sqlite = ctx.engine.dialect.name == "sqlite"
         self._to_date = DialogState.__table__.c.updated_at.type.bind_processor(ctx.engine.dialect)
-        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[bool]]] = []
+        self._autocommit = ctx.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._pending: list[_StateWrite] = []
         self._writing: asyncio.Future[None] | None = None
 
     async def write(self, saved: _SavedState, sealed: bytes) -> bool:
         """Write ``sealed`` over version ``saved.version``; True once committed, False when the row had changed."""
-        updated_at = self.ctx.now()
-        row = (sealed, saved.version + 1, self._to_date(updated_at) if self._to_date else updated_at)
         done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(((*row, saved.row_id, saved.version), done))
+        self._pending.append(_StateWrite(saved, sealed, done))
         if self._writing is None:
             self._writing = asyncio.ensure_future(self._write_pending())
         return await done
@@ -200,22 +214,43 @@ class _StateWriter:
             while self._pending:
                 batch, self._pending = self._pending, []
                 try:
-                    written = await run_in_sqlite_thread(
-                        self.ctx.engine, functools.partial(_write_states, rows=[row for row, _ in batch])
-                    )
+                    written = await (self._write_sqlite(batch) if self._sqlite else self._write_postgresql(batch))
                 except Exception:
                     log.exception("writing %d dialog states at once failed; each is handled again", len(batch))
                     written = [False] * len(batch)
                 except BaseException:  # cancelled (the service stops): its waiters are cancelled, not left waiting
-                    for _, done in (*batch, *self._pending):
-                        done.cancel()
+                    for write in (*batch, *self._pending):
+                        write.done.cancel()
                     self._pending = []
                     raise
-                for (_, done), ok in zip(batch, written, strict=True):
-                    if not done.done():
-                        done.set_result(ok)
+                for write, ok in zip(batch, written, strict=True):
+                    if not write.done.done():
+                        write.done.set_result(ok)
         finally:
             self._writing = None
+
+    async def _write_sqlite(self, batch: list[_StateWrite]) -> list[bool]:
+        updated_at = self.ctx.now()
+        when = self._to_date(updated_at) if self._to_date else updated_at
+        rows = [(w.sealed, w.saved.version + 1, when, w.saved.row_id, w.saved.version) for w in batch]
+        return await run_in_sqlite_thread(self.ctx.engine, functools.partial(_write_states, rows=rows))
+
+    async def _write_postgresql(self, batch: list[_StateWrite]) -> list[bool]:
+        # Two presses of one chat at once both computed from the same version: only the first is written (the
+        # statement would apply just one of them, unpredictably), the other loses as the version check would.
+        firsts = {w.saved.row_id: w for w in reversed(batch)}
+        async with self._autocommit.connect() as connection:
+            result = await connection.execute(
+                _POSTGRESQL_UPDATE_STATES,
+                {
+                    "ids": list(firsts),
+                    "versions": [w.saved.version for w in firsts.values()],
+                    "states": [w.sealed for w in firsts.values()],
+                    "updated_at": self.ctx.now(),
+                },
+            )
+            written = set(result.scalars())
+        return [w.saved.row_id in written and firsts[w.saved.row_id] is w for w in batch]
 
 
 class _Unit:
@@ -256,7 +291,7 @@ class Conversations:
         self.dialog = CitizenDialog(ctx.province)
         self.on_commit: Callable[[], None] | None = None  # wakes the outbox dispatcher
         self.states = _StateCache(STATES_CACHED)
-        self.writer = _StateWriter(ctx) if ctx.engine.dialect.name == "sqlite" else None
+        self.writer = _StateWriter(ctx)
 
     async def handle(
         self,
@@ -275,10 +310,9 @@ class Conversations:
         Telegram user id; when that user is an active official nothing is done and ``Rendered.official`` is
         set (asked in the same transaction: the citizen hot path's only look-up of officials).
         """
-        if self.writer is not None:
-            moved = await self._move_along(channel, chat_id, event, update_id)
-            if moved is not None:
-                return moved
+        moved = await self._move_along(channel, chat_id, event, update_id)
+        if moved is not None:
+            return moved
         for attempt in range(MAX_ATTEMPTS):
             try:
                 async with self.ctx.engine.begin() as connection:
@@ -299,6 +333,10 @@ class Conversations:
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
                 log.debug("retrying a conflicting update for a %s chat", channel)
+            except DBAPIError as error:
+                if not error.connection_invalidated or attempt == MAX_ATTEMPTS - 1:
+                    raise
+                log.warning("the database connection was lost; handling a %s update again", channel)
         raise AssertionError("unreachable")
 
     async def _handle(
@@ -392,7 +430,6 @@ class Conversations:
     async def _move_along(self, channel: str, chat_id: str, event: Event, update_id: int | None) -> Rendered | None:
         """The fast path of a cached chat whose update only moves the dialog along (no effect, nothing durable):
         the state goes to the group-committing writer. None: take the general path."""
-        assert self.writer is not None
         key = (channel, lookup_hash(self.ctx.keys, channel, chat_id))
         saved = self.states.get(key)
         if saved is None:

@@ -200,7 +200,10 @@ def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Asyn
     connect_args: dict[str, Any] = kwargs.pop("connect_args", {})
     if schema:
         connect_args.setdefault("server_settings", {})["search_path"] = schema
-    return create_async_engine(url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
+    # No pre-ping: it is a round trip on every checkout (0.45 ms of CPU per citizen update here). A connection the
+    # server dropped fails its first statement instead; SQLAlchemy then discards every pooled connection older
+    # than that, and the citizen path (bot.conversation) handles the update again on a new one.
+    return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -4,16 +4,20 @@ what another process (or an invite that turns a citizen into an official) change
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import timedelta
 
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 
 from bot.citizens import citizen_for_chat
 from bot.context import Context
 from bot.conversation import Conversations, Rendered
 from bot.dialog import Event
 from bot.officials import accept_invite, create_invite
+from models.db import create_engine
 from models.tables import Citizen
+from tests.conftest import POSTGRES_URL
 
 
 def _payloads(rendered: Rendered) -> list[str]:
@@ -72,8 +76,8 @@ async def test_two_first_messages_at_once_make_one_citizen(ctx: Context) -> None
 
 
 async def test_many_chats_moving_along_at_once_are_all_saved(ctx: Context) -> None:
-    """On SQLite these steps are committed together (one transaction for whatever arrived meanwhile): every chat's
-    step must still be saved, as another process reading the database sees."""
+    """These steps are written together (whatever arrived meanwhile: one transaction on SQLite, one statement on
+    PostgreSQL): every chat's step must still be saved, as another process reading the database sees."""
     conversations = Conversations(ctx)
     chats = [str(3400 + n) for n in range(40)]
     for chat in chats:
@@ -94,3 +98,29 @@ async def test_many_chats_moving_along_at_once_are_all_saved(ctx: Context) -> No
     assert all(rendered.replies for rendered in both)
     again = await other.handle("telegram", chats[0], _press("cat:dat_dai"), update_id=4)
     assert again.duplicate
+
+
+async def test_an_update_survives_the_database_dropping_its_connections(ctx: Context) -> None:
+    """PostgreSQL restarted, or a proxy cut idle connections: the pooled connections are dead, and the first
+    update to use one is handled again on a new connection instead of failing (there is no ping on checkout)."""
+    if ctx.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's connections are in-process")
+    conversations = Conversations(ctx)
+    chat = "3501"
+    await conversations.handle("telegram", chat, _start(), update_id=1)
+    async with contextlib.AsyncExitStack() as stack:  # every connection in the pool, checked out at once
+        pooled = [await stack.enter_async_context(ctx.engine.connect()) for _ in range(ctx.engine.pool.checkedin())]
+        pids = [await connection.scalar(text("SELECT pg_backend_pid()")) for connection in pooled]
+    admin = create_engine(POSTGRES_URL)
+    try:
+        async with admin.connect() as connection:
+            for pid in pids:
+                assert await connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await admin.dispose()
+    # A process that has not cached this chat: the update takes the general path, the one a citizen's first
+    # message takes. (A cached chat's step goes to the state writer, whose failed batch is handled again anyway.)
+    types = await Conversations(ctx).handle("telegram", chat, _press("menu:file"), update_id=2)
+    assert "type:phan_anh" in _payloads(types)
+    categories = await Conversations(ctx).handle("telegram", chat, _press("type:phan_anh"), update_id=3)
+    assert any(payload.startswith("cat:") for payload in _payloads(categories))
