@@ -168,11 +168,17 @@ def answer(effect: object, succeed: bool) -> Outcome:
 def test_random_event_sequences_never_crash_or_leave_an_invalid_state(sequence: list[tuple[Event, bool]]) -> None:
     state = new_state("vi")
     for event, succeed in sequence:
+        before = json.dumps(state, sort_keys=True)
         step = DIALOG.handle(state, event)
         for _ in range(4):
             if step.effect is None:
                 break
-            step = DIALOG.on_result(step.state, step.effect, answer(step.effect, succeed))
+            given_state = json.dumps(step.state, sort_keys=True)
+            result = DIALOG.on_result(step.state, step.effect, answer(step.effect, succeed))
+            assert json.dumps(step.state, sort_keys=True) == given_state, "on_result changed the state it was given"
+            step = result
+        # The runner may retry an update from the state it read, so the dialog must leave that state as it was.
+        assert json.dumps(state, sort_keys=True) == before, "handle changed the state it was given"
         state = step.state
         assert state["step"] in STEPS
         assert state["locale"] in ("vi", "en")
