@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import Table, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
@@ -22,6 +22,39 @@ from models.tables import AuditEvent, Clock, Item
 TRACK_LIMIT = Limit(20, timedelta(minutes=10))
 MAX_CODE_INPUT = 64
 TIMELINE_LIMIT = 100
+
+_ITEMS: Table = Item.__table__  # type: ignore[assignment]
+_CLOCKS: Table = Clock.__table__  # type: ignore[assignment]
+_EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
+_ACCEPT = _CLOCKS.alias("accept_clock")
+_RESOLVE = _CLOCKS.alias("resolve_clock")
+# An item and its two clocks in one statement (each clock at most one row: unique on item_id, kind), only the
+# columns shown; Core rows, no ORM entities to build.
+_ITEM_BY_CODE = (
+    select(
+        _ITEMS.c.id,
+        _ITEMS.c.receipt_code,
+        _ITEMS.c.type,
+        _ITEMS.c.status,
+        _ITEMS.c.unit_code,
+        _ITEMS.c.citizen_id,
+        _ITEMS.c.rating,
+        _ITEMS.c.received_at,
+        _ACCEPT.c.due_date.label("accept_due"),
+        _ACCEPT.c.met_at.label("accept_met_at"),
+        _RESOLVE.c.due_date.label("resolve_due"),
+        _RESOLVE.c.met_at.label("resolve_met_at"),
+    )
+    .outerjoin(_ACCEPT, and_(_ACCEPT.c.item_id == _ITEMS.c.id, _ACCEPT.c.kind == "accept"))
+    .outerjoin(_RESOLVE, and_(_RESOLVE.c.item_id == _ITEMS.c.id, _RESOLVE.c.kind == "resolve"))
+    .where(_ITEMS.c.receipt_code == bindparam("code"))
+)
+_PUBLIC_TIMELINE = (
+    select(_EVENTS.c.action, _EVENTS.c.created_at)
+    .where(_EVENTS.c.item_id == bindparam("item_id"), _EVENTS.c.public.is_(True))
+    .order_by(_EVENTS.c.id)
+    .limit(TIMELINE_LIMIT)
+)
 
 
 @dataclass(frozen=True)
@@ -42,6 +75,27 @@ class PublicStatus:
     resolve_due: date | None
     resolve_met: bool
     timeline: tuple[TimelineEntry, ...]
+
+
+@dataclass(frozen=True)
+class TrackedItem:
+    """What a look-up by receipt code needs of an item and its clocks (None: the item has no such clock).
+
+    ``citizen_id`` and ``rating`` are for the chat's /track (is this the filer's item?); the public view shows
+    neither."""
+
+    id: int
+    receipt_code: str
+    type: str
+    status: str
+    unit_code: str
+    citizen_id: int | None
+    rating: int | None
+    received_at: datetime
+    accept_due: date | None
+    accept_met_at: datetime | None
+    resolve_due: date | None
+    resolve_met_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -66,33 +120,28 @@ async def public_status(ctx: Context, session: AsyncSession, raw_code: str) -> P
     code = normalise_receipt_code(raw_code, ctx.province.receipt_prefix)
     if code is None:
         return None
-    item = (await session.execute(select(Item).where(Item.receipt_code == code))).scalar_one_or_none()
+    item = await tracked_item(session, code)
     if item is None:
         return None
-    clocks = {
-        clock.kind: clock for clock in (await session.execute(select(Clock).where(Clock.item_id == item.id))).scalars()
-    }
-    events = (
-        await session.execute(
-            select(AuditEvent.action, AuditEvent.created_at)
-            .where(AuditEvent.item_id == item.id, AuditEvent.public.is_(True))
-            .order_by(AuditEvent.id)
-            .limit(TIMELINE_LIMIT)
-        )
-    ).all()
-    accept, resolve = clocks.get("accept"), clocks.get("resolve")
+    events = (await session.execute(_PUBLIC_TIMELINE, {"item_id": item.id})).all()
     return PublicStatus(
         receipt_code=item.receipt_code,
         type=item.type,
         status=item.status,
         unit_code=item.unit_code,
         received_at=item.received_at,
-        accept_due=accept.due_date if accept else None,
-        accept_met=bool(accept and accept.met_at),
-        resolve_due=resolve.due_date if resolve else None,
-        resolve_met=bool(resolve and resolve.met_at),
+        accept_due=item.accept_due,
+        accept_met=item.accept_met_at is not None,
+        resolve_due=item.resolve_due,
+        resolve_met=item.resolve_met_at is not None,
         timeline=tuple(TimelineEntry(action, at) for action, at in events),
     )
+
+
+async def tracked_item(session: AsyncSession, code: str) -> TrackedItem | None:
+    """The item whose receipt code is ``code`` (already normalised) with its clocks' deadlines, in one round trip."""
+    row = (await session.execute(_ITEM_BY_CODE, {"code": code})).one_or_none()
+    return None if row is None else TrackedItem(**row._mapping)
 
 
 async def track(ctx: Context, session: AsyncSession, raw_code: str, client: str) -> Tracked:
