@@ -197,8 +197,9 @@ class Item(Base):
 
     __table_args__ = (
         Index("ix_items_unit_status", "unit_code", "status"),
-        # With the unit, so that the weekly digest counts a week's items per unit from the index alone.
-        Index("ix_items_received_at", "received_at", "unit_code"),
+        # With the unit, so that the weekly digest counts a week's items per unit from the index alone; and what
+        # /stats reads of the last 12 weeks' items (the id for its joins), so that it reads no table row either.
+        Index("ix_items_received_at", "received_at", "unit_code", "answered_at", "rating", "id"),
         Index("ix_items_accepted_at", "accepted_at", "unit_code"),
         Index("ix_items_answered_at", "answered_at", "unit_code"),
         # Clocks of a week joined to their item's unit, read from the index alone (PostgreSQL: index-only scan).
@@ -269,7 +270,9 @@ class Clock(Base):
         # covering, so that a week's clocks are counted without reading the table.
         Index("ix_clocks_due_date", "due_date", "met_at", "item_id", "kind"),
         Index("ix_clocks_met_at", "met_at", "due_date", "item_id", "kind"),
-        Index("ix_clocks_item_due_met", "item_id", "due_date", "met_at"),
+        # An item's clocks (the digest: is any met late?), and one clock by (item_id, kind) from the index alone
+        # (/stats: the accept and resolve clocks of the 12 weeks' items).
+        Index("ix_clocks_item_kind_due_met", "item_id", "kind", "due_date", "met_at"),
     )
 
 

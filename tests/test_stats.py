@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+import random
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
 
 from bot import tickets
 from bot.context import Context
 from bot.desks import add_desk
 from bot.intake import Draft, submit_item
 from bot.ratings import rate_desk
-from bot.stats import CSV_COLUMNS, csv_rows, unit_report, window
-from models.tables import Item
-from tests.conftest import TestClock
+from bot.stats import CSV_COLUMNS, Figures, csv_rows, monday, unit_report, window
+from models.tables import Clock, Item
+from tests.conftest import VN, TestClock
 
 MP = "ubnd_xa_muong_phang"
 TEXT = "Đường vào bản bị sạt lở sau mưa lớn, xe máy không đi qua được, đề nghị xã xử lý."
@@ -112,6 +114,89 @@ async def test_an_item_answered_after_its_deadline_is_late(ctx: Context, clock: 
         report = await unit_report(ctx, session)
     figures = report.units[MP].total
     assert (figures.decided, figures.on_time, figures.answered) == (1, 0, 1)
+
+
+async def test_the_figures_match_the_definitions_item_by_item(ctx: Context, clock: TestClock) -> None:
+    """Items of three units written directly in many shapes (no clock, an accept clock only, both; met on time,
+    late, near midnight, never; answered or not, rated or not; some before the 12 weeks): the report equals
+    the definitions applied to each item's own rows."""
+    clock.set_local(2026, 2, 25, 9)
+    today = ctx.local_date()
+    week_starts = window(today)
+    units = (MP, "so_tu_phap", sorted(set(ctx.province.units) - {MP, "so_tu_phap"})[0])
+    rng = random.Random(20260225)
+    expected: dict[str, list[Figures]] = {}
+    shapes: Counter[str] = Counter()
+
+    def moment(day: date) -> datetime:
+        return datetime.combine(day, datetime.min.time(), tzinfo=VN).replace(hour=rng.randrange(24)).astimezone(UTC)
+
+    async with ctx.sessions.begin() as session:
+        for n in range(120):
+            received = moment(date(2025, 11, 24) + timedelta(days=rng.randrange(93)))
+            received_day = received.astimezone(VN).date()
+            answered = moment(received_day + timedelta(days=rng.randrange(40))) if rng.random() < 0.6 else None
+            if answered is not None and answered > clock.current:
+                answered = None
+            item = Item(
+                receipt_code=f"T-{n:04d}",
+                type="phan_anh",
+                category="dat_dai",
+                unit_code=rng.choice(units),
+                status="answered" if answered else "accepted",
+                channel="web",
+                received_at=received,
+                answered_at=answered,
+                rating=rng.choice((None, 1, 2, 3, 4, 5)) if answered else None,
+            )
+            session.add(item)
+            await session.flush()
+            clocks: dict[str, Clock] = {}
+            for kind in rng.choice(((), ("accept",), ("accept", "resolve"), ("accept", "resolve"))):
+                due = received_day + timedelta(days=rng.randrange(1, 30))
+                met = moment(due + timedelta(days=rng.randrange(-5, 4))) if rng.random() < 0.7 else None
+                clocks[kind] = Clock(
+                    item_id=item.id,
+                    kind=kind,
+                    start_date=received_day,
+                    due_date=due,
+                    days=10,
+                    day_unit="working",
+                    basis="test",
+                    met_at=met if met is None or met <= clock.current else None,
+                )
+                session.add(clocks[kind])
+            if received_day < week_starts[0]:
+                shapes["before the 12 weeks"] += 1
+                continue
+            week = expected.setdefault(item.unit_code, [Figures() for _ in week_starts])[
+                (monday(received_day) - week_starts[0]).days // 7
+            ]
+            week.received += 1
+            outcomes: dict[str, tuple[bool, bool]] = {}
+            for kind, row in clocks.items():
+                met_day = row.met_at.astimezone(VN).date() if row.met_at else None
+                outcomes[kind] = (
+                    met_day is not None or row.due_date < today,
+                    met_day is not None and met_day <= row.due_date,
+                )
+            decided, on_time = outcomes.get("resolve") or outcomes.get("accept") or (False, False)
+            week.decided += decided
+            week.on_time += on_time
+            shapes["no clock" if not clocks else "accept differs" if len(set(outcomes.values())) > 1 else "agree"] += 1
+            if answered is not None:
+                week.answered += 1
+                days = ctx.calendar.working_days_between(received_day, answered.astimezone(VN).date())
+                week.answer_working_days += max(0, days)
+            week.item_ratings += item.rating is not None
+            week.item_satisfied += (item.rating or 0) >= 3
+    async with ctx.sessions() as session:
+        report = await unit_report(ctx, session)
+    assert {code: unit.weeks for code, unit in report.units.items()} == expected
+    totals = [sum(unit[i].received for unit in expected.values()) for i in range(len(week_starts))]
+    assert [week.received for week in report.total.weeks] == totals
+    assert set(expected) == set(units)
+    assert min(shapes[shape] for shape in ("before the 12 weeks", "no clock", "accept differs", "agree")) >= 5, shapes
 
 
 def test_the_window_is_twelve_mondays_ending_this_week() -> None:
