@@ -194,6 +194,9 @@ async def unit_report(ctx: Context, session: AsyncSession, *, weeks: int = WEEKS
         # order (at 1,000,000 items) instead of the 12 weeks' range of ix_items_received_at.
         .group_by(received_day, answered_day, _ITEMS.c.unit_code)
     )
+    # Working days per pair of days, counted once: the calendar walks day by day, and the rows (one per unit
+    # and pair of days) repeat the same pairs across units.
+    working_days: dict[tuple[date, date], int] = {}
     for unit_code, r_day, a_day, count, n_decided, n_on_time, n_rated, n_satisfied in await session.execute(
         items_query
     ):
@@ -206,7 +209,10 @@ async def unit_report(ctx: Context, session: AsyncSession, *, weeks: int = WEEKS
         week.item_satisfied += int(n_satisfied or 0)
         if a_day is not None:
             week.answered += int(count)
-            days = max(0, ctx.calendar.working_days_between(received, _as_date(a_day)))
+            answered = _as_date(a_day)
+            days = working_days.get((received, answered))
+            if days is None:
+                days = working_days[received, answered] = max(0, ctx.calendar.working_days_between(received, answered))
             week.answer_working_days += days * int(count)
 
     desks_query = (
