@@ -106,7 +106,7 @@ async def serve(settings: Settings) -> None:
         telegram.setup(app)
         senders["telegram"] = telegram.sender
     dispatcher = Dispatcher(ctx, senders)
-    conversations.on_commit = dispatcher.wake.set
+    conversations.outbox = dispatcher
     try:
         runner = await start_site(app, settings.host, settings.port)
     except OSError as exc:
@@ -138,6 +138,8 @@ async def serve(settings: Settings) -> None:
         log.info("PAKN stopping")
     finally:  # no new requests, let those in flight finish; then the bot, the background tasks, the database
         await runner.cleanup()
+        with contextlib.suppress(TimeoutError):  # a receipt being sent: its lease would delay it by a minute
+            await asyncio.wait_for(dispatcher.settle(), 10)
         if telegram is not None:
             await telegram.stop()
         for task in tasks:

@@ -17,7 +17,6 @@ import json
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +51,7 @@ from bot.errors import DomainError, NotAllowed
 from bot.i18n import format_moment, render
 from bot.intake import Draft, submit_item
 from bot.officials import ACTIVE_OFFICIAL, is_official, official_key
-from bot.outbox import enqueue_all
+from bot.outbox import Dispatcher, Leased, enqueue_all, queued_for_dispatcher
 from bot.privacy import lookup_hash, normalise_phone
 from bot.ratings import rate_desk
 from models.db import commit_with_next_statement, run_in_sqlite_thread
@@ -263,6 +262,8 @@ class _Unit:
         self._session: AsyncSession | None = None
         self.citizen_id: int | None = None  # known once an item is filed: the outbox needs no look-up then
         self.saved: tuple[tuple[str, str], _SavedState] | None = None  # for the state cache, after the commit
+        self.leased: Leased | None = None  # durable replies this process sends itself, after the commit
+        self.for_dispatcher = False  # messages were written for the dispatcher (known once closed)
 
     @property
     def has_session(self) -> bool:
@@ -280,6 +281,7 @@ class _Unit:
 
     async def close(self) -> None:
         if self._session is not None:
+            self.for_dispatcher = queued_for_dispatcher(self._session)
             await self._session.close()
 
 
@@ -289,7 +291,7 @@ class Conversations:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.dialog = CitizenDialog(ctx.province)
-        self.on_commit: Callable[[], None] | None = None  # wakes the outbox dispatcher
+        self.outbox: Dispatcher | None = None  # woken after a commit that queued messages; sends leased ones
         self.states = _StateCache(STATES_CACHED)
         self.writer = _StateWriter(ctx)
 
@@ -326,8 +328,11 @@ class Conversations:
                         await unit.close()
                 if unit.saved is not None:
                     self.states.put(*unit.saved)
-                if rendered.queued and self.on_commit is not None:
-                    self.on_commit()
+                if self.outbox is not None:
+                    if unit.leased is not None:
+                        self.outbox.send_after_commit(unit.leased)
+                    if unit.for_dispatcher:  # a new item's cards, a note to the unit, a reply not leased
+                        self.outbox.wake.set()
                 return rendered
             except (IntegrityError, StaleDataError):
                 if attempt == MAX_ATTEMPTS - 1:
@@ -422,8 +427,16 @@ class Conversations:
         else:
             citizen_id = unit.citizen_id or (await citizen_for_chat(self.ctx, session, channel, chat_id)).id
             target = (channel, "citizen", citizen_id)
-        await enqueue_all(
-            self.ctx, session, channel=target[0], recipient_kind=target[1], recipient_id=target[2], payloads=rendered
+        # The citizen's own chat: sent by this process right after the commit (see bot.outbox.Leased).
+        lease = operator_id is None and self.outbox is not None and self.outbox.sends(channel)
+        unit.leased = await enqueue_all(
+            self.ctx,
+            session,
+            channel=target[0],
+            recipient_kind=target[1],
+            recipient_id=target[2],
+            payloads=rendered,
+            lease_to=chat_id if lease else None,
         )
         return Rendered(locale, [], queued=True)
 

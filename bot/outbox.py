@@ -8,6 +8,10 @@ expires another dispatcher takes it, so a crash between commit and send still de
 recipient go out in the order they were written. Network errors and 5xx back off exponentially; a 429 waits
 ``retry_after``; a recipient that can never be reached (blocked the bot) is marked ``dead`` for the
 coordinator to see.
+
+The citizen's own replies that must survive a crash (a receipt) need not wait for the dispatcher's next round:
+the conversation writes them already claimed by its process (``Leased``) and sends them right after its commit;
+the lease is then the only thing a crash leaves behind, and the dispatcher sends them when it runs out.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import html
 import logging
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
@@ -34,6 +39,7 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = timedelta(minutes=10)
+_FOR_DISPATCHER = "pakn.outbox.for_dispatcher"  # a session.info key
 
 
 class DeliveryError(Exception):
@@ -86,7 +92,25 @@ def enqueue(
     """Write one message in the caller's transaction."""
     row = Outbox(**_row(ctx, channel, recipient_kind, recipient_id, payload))
     session.add(row)
+    session.info[_FOR_DISPATCHER] = True
     return row
+
+
+def queued_for_dispatcher(session: AsyncSession) -> bool:
+    """Whether this session's transaction wrote messages that the dispatcher is to send (wake it after commit)."""
+    return bool(session.info.get(_FOR_DISPATCHER))
+
+
+@dataclass(frozen=True)
+class Leased:
+    """Messages to one chat written as already claimed by this process (``enqueue_all(..., lease_to=…)``), for
+    it to send right after the commit (``Dispatcher.send_leased``) instead of waiting for the dispatcher's next
+    round. Should the process die first, the lease runs out and the dispatcher sends them as any others."""
+
+    channel: str
+    chat_id: str
+    row_ids: list[int]
+    payloads: list[dict[str, Any]]
 
 
 async def enqueue_all(
@@ -97,11 +121,35 @@ async def enqueue_all(
     recipient_kind: str,
     recipient_id: int,
     payloads: list[dict[str, Any]],
-) -> None:
-    """Write several messages to one recipient, in this order, with one statement in the caller's transaction."""
-    if payloads:
-        rows = [_row(ctx, channel, recipient_kind, recipient_id, payload) for payload in payloads]
+    lease_to: str | None = None,
+) -> Leased | None:
+    """Write several messages to one recipient, in this order, with one statement in the caller's transaction.
+
+    ``lease_to``: the recipient's chat id, when the caller can send the messages itself once committed; they are
+    then written as claimed and returned, unless an earlier message to the recipient is still unsent (the
+    dispatcher keeps each recipient's messages in order, so these wait their turn behind it)."""
+    if not payloads:
+        return None
+    rows = [_row(ctx, channel, recipient_kind, recipient_id, payload) for payload in payloads]
+    if lease_to is None or await _has_unsent(session, channel, recipient_kind, recipient_id):
         await session.execute(insert(Outbox), rows)
+        session.info[_FOR_DISPATCHER] = True
+        return None
+    lease_until = ctx.now() + LEASE
+    for row in rows:
+        row.update(status="sending", attempts=1, not_before=lease_until)
+    inserted = await session.execute(insert(Outbox).returning(Outbox.id, sort_by_parameter_order=True), rows)
+    return Leased(channel, lease_to, list(inserted.scalars()), payloads)
+
+
+async def _has_unsent(session: AsyncSession, channel: str, recipient_kind: str, recipient_id: int) -> bool:
+    query = select(Outbox.id).where(
+        Outbox.channel == channel,
+        Outbox.recipient_kind == recipient_kind,
+        Outbox.recipient_id == recipient_id,
+        Outbox.status.in_(("pending", "sending")),
+    )
+    return (await session.execute(query.limit(1))).first() is not None
 
 
 class Dispatcher:
@@ -110,6 +158,9 @@ class Dispatcher:
         self.senders = dict(senders)
         self.worker = worker or f"{socket.gethostname()}:{id(self):x}"
         self.wake = asyncio.Event()
+        self._in_flight: set[asyncio.Future[None]] = set()
+        self._outcomes: list[tuple[list[int], list[int]]] = []  # (sent, handed back) of sends after commit
+        self._recording: asyncio.Future[None] | None = None
 
     async def _claim(self, limit: int) -> list[tuple[Outbox, str | None]]:
         now = self.ctx.now()
@@ -164,6 +215,66 @@ class Dispatcher:
             group = await session.get(UnitChat, row.recipient_id)
             return self.ctx.vault.decrypt(group.enc_chat_id, "group.chat_id") if group and group.active else None
         return None
+
+    def sends(self, channel: str) -> bool:
+        """Whether this process has a sender for ``channel`` (the web chat has none: its page collects)."""
+        return channel in self.senders
+
+    def send_after_commit(self, leased: Leased) -> None:
+        """Send messages this process wrote as claimed, in the background: whoever committed them (a webhook's
+        response, say) does not wait for the Bot API."""
+        task = asyncio.ensure_future(self._send_leased(leased))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def settle(self) -> None:
+        """Wait for the sends started after commit, and for their outcomes to be recorded (before stopping)."""
+        while self._in_flight or self._recording is not None:
+            await asyncio.gather(*self._in_flight, *([self._recording] if self._recording else []))
+
+    async def _send_leased(self, leased: Leased) -> None:
+        """The first failure, whatever it is, hands that message and the rest back to the dispatcher at once, which
+        retries (or gives up on) them as it would its own."""
+        sender = self.senders[leased.channel]
+        sent = 0
+        for payload in leased.payloads:
+            try:
+                await sender.send(leased.chat_id, payload)
+            except Exception as exc:
+                log.info("sending right after commit failed, the dispatcher takes over: %s", exc)
+                break
+            sent += 1
+        self._outcomes.append((leased.row_ids[:sent], leased.row_ids[sent:]))
+        if self._recording is None:
+            self._recording = asyncio.ensure_future(self._record_outcomes())
+
+    async def _record_outcomes(self) -> None:
+        """One transaction for the outcomes of every send after commit that finished meanwhile."""
+        try:
+            while self._outcomes:
+                batch, self._outcomes = self._outcomes, []
+                delivered = [row_id for sent, _ in batch for row_id in sent]
+                handed_back = [row_id for _, rest in batch for row_id in rest]
+                now = self.ctx.now()
+                try:
+                    async with self.ctx.engine.begin() as connection:
+                        if delivered:
+                            await connection.execute(
+                                update(Outbox)
+                                .where(Outbox.id.in_(delivered))
+                                .values(status="sent", error=None, sent_at=now)
+                            )
+                        if handed_back:
+                            await connection.execute(
+                                update(Outbox).where(Outbox.id.in_(handed_back)).values(not_before=now)
+                            )
+                except Exception:  # their lease runs out and the dispatcher sends them (again: at least once)
+                    log.exception("could not record %d messages sent right after commit", len(delivered))
+                    continue
+                if handed_back:
+                    self.wake.set()
+        finally:
+            self._recording = None
 
     async def run_once(self, limit: int = 100) -> int:
         """Send what is due now; return how many messages were delivered.

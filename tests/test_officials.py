@@ -80,7 +80,7 @@ async def world(ctx: Context) -> AsyncIterator[World]:
         channel = TelegramChannel(ctx, conversations)
         channel.setup(app)
         dispatcher = Dispatcher(ctx, {"telegram": channel.sender})
-        conversations.on_commit = dispatcher.wake.set
+        conversations.outbox = dispatcher
         server = TestServer(app, host="127.0.0.1")
         await server.start_server()
         task = asyncio.create_task(dispatcher.run_forever(idle=0.1))

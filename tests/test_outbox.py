@@ -13,8 +13,9 @@ from sqlalchemy import select
 from bot.citizens import citizen_for_chat
 from bot.context import Context
 from bot.conversation import Conversations
+from bot.dialog import Event
 from bot.officials import accept_invite, create_invite
-from bot.outbox import Dispatcher, enqueue
+from bot.outbox import Dispatcher, enqueue, enqueue_all
 from handlers.telegram import TelegramChannel
 from models.tables import Outbox
 from tests.conftest import TestClock, second_process
@@ -130,3 +131,107 @@ async def test_a_citizen_who_blocked_the_bot_is_shown_to_the_coordinator(rig: Ri
         dead = (await session.execute(select(Outbox).where(Outbox.status == "dead"))).scalars().all()
     assert len(dead) == 1 and "blocked" in (dead[0].error or "")
     assert any("Không gửi được tin nhắn tới người dân" in m.text for m in rig.fake.sent_to(9999))
+
+
+FILING = (
+    Event(kind="command", command="start"),
+    Event(kind="button", payload="menu:file"),
+    Event(kind="button", payload="type:phan_anh"),
+    Event(kind="button", payload="cat:dat_dai"),
+    Event(kind="text", text="Mường Phăng"),
+    Event(kind="text", text="Bỏ qua"),
+    Event(kind="button", payload="cond:n"),
+    Event(kind="text", text="Bãi rác tự phát cạnh suối Nậm Rốm bốc mùi, nước thải chảy ra suối nhiều ngày nay."),
+    Event(kind="button", payload="desc:done"),
+    Event(kind="button", payload="att:done"),
+    Event(kind="button", payload="id:anon"),
+    Event(kind="button", payload="sum:send"),
+)
+
+
+async def _file_report(conversations: Conversations, chat: int) -> None:
+    for update_id, event in enumerate(FILING, start=1):
+        rendered = await conversations.handle("telegram", str(chat), event, update_id=update_id)
+    assert rendered.queued, "the receipt is durable: it goes through the outbox"
+
+
+async def _citizen_rows(ctx: Context) -> list[Outbox]:
+    async with ctx.sessions() as session:
+        query = select(Outbox).where(Outbox.recipient_kind == "citizen").order_by(Outbox.id)
+        return list((await session.execute(query)).scalars())
+
+
+async def _wait_for_receipt(fake: FakeBotAPI, chat: int) -> list[str]:
+    for _ in range(100):
+        texts = [message.text for message in fake.sent_to(chat)]
+        if any("DB-" in text for text in texts):
+            return texts
+        await asyncio.sleep(0.05)
+    raise AssertionError("no receipt was sent")
+
+
+async def test_a_receipt_is_sent_right_after_its_commit_not_at_the_dispatchers_next_round(rig: Rig) -> None:
+    conversations = Conversations(rig.ctx)
+    conversations.outbox = dispatcher = rig.dispatcher()  # never run: only the filing process sends
+    await _file_report(conversations, 9400)
+    texts = await _wait_for_receipt(rig.fake, 9400)
+    assert "DB-" in texts[0] and len(texts) == 2, "the receipt, then the menu, in the order written"
+    for _ in range(100):
+        rows = await _citizen_rows(rig.ctx)
+        if all(row.status == "sent" for row in rows):
+            break
+        await asyncio.sleep(0.05)
+    assert [row.status for row in rows] == ["sent", "sent"] and all(row.sent_at for row in rows)
+    assert await dispatcher.run_once() == 0 and len(rig.fake.sent_to(9400)) == 2, "sent once"
+
+
+async def test_a_receipt_that_fails_right_after_commit_is_handed_to_the_dispatcher(rig: Rig) -> None:
+    conversations = Conversations(rig.ctx)
+    conversations.outbox = dispatcher = rig.dispatcher()
+    for update_id, event in enumerate(FILING[:-1], start=1):
+        await conversations.handle("telegram", "9401", event, update_id=update_id)
+    rig.fake.fail_next("sendMessage", status=502)
+    await conversations.handle("telegram", "9401", FILING[-1], update_id=len(FILING))
+    for _ in range(100):
+        rows = await _citizen_rows(rig.ctx)
+        if rows and rows[0].not_before <= rig.ctx.now():
+            break
+        await asyncio.sleep(0.05)
+    assert rig.fake.sent_to(9401) == [] and [row.status for row in rows] == ["sending", "sending"]
+    await _drain(dispatcher)
+    texts = [message.text for message in rig.fake.sent_to(9401)]
+    assert len(texts) == 2 and "DB-" in texts[0], "each message once, in order"
+
+
+async def test_a_receipt_waits_behind_an_earlier_unsent_message_to_the_same_citizen(rig: Rig) -> None:
+    await _queue(rig.ctx, [9402])  # an official's answer, say, that the dispatcher has not sent yet
+    conversations = Conversations(rig.ctx)
+    conversations.outbox = dispatcher = rig.dispatcher()
+    await _file_report(conversations, 9402)
+    rows = await _citizen_rows(rig.ctx)
+    assert [(row.status, row.attempts) for row in rows] == [("pending", 0)] * 3, "not leased: for the dispatcher"
+    await _drain(dispatcher)
+    texts = [message.text for message in rig.fake.sent_to(9402)]
+    assert texts[0] == "Tin nhắn 0 cho 9402" and "DB-" in texts[1] and len(texts) == 3
+
+
+async def test_a_process_killed_before_sending_a_leased_receipt_leaves_it_to_the_dispatcher(
+    rig: Rig, clock: TestClock
+) -> None:
+    async with rig.ctx.sessions.begin() as session:
+        citizen = await citizen_for_chat(rig.ctx, session, "telegram", "9403")
+        leased = await enqueue_all(
+            rig.ctx,
+            session,
+            channel="telegram",
+            recipient_kind="citizen",
+            recipient_id=citizen.id,
+            payloads=[{"text": "Biên nhận DB-TEST", "buttons": []}],
+            lease_to="9403",
+        )
+    assert leased is not None  # the process dies here, after its commit and before sending
+    restarted = rig.dispatcher()
+    assert await restarted.run_once() == 0, "the lease keeps the dispatcher off while the writer may still send"
+    clock.advance(seconds=61)
+    await _drain(restarted)
+    assert [message.text for message in rig.fake.sent_to(9403)] == ["Biên nhận DB-TEST"]

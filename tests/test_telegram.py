@@ -52,7 +52,7 @@ async def _run(ctx: Context, mode: str) -> AsyncIterator[Running]:
         channel = TelegramChannel(ctx, conversations)
         channel.setup(app)
         dispatcher = Dispatcher(ctx, {"telegram": channel.sender})
-        conversations.on_commit = dispatcher.wake.set
+        conversations.outbox = dispatcher
         server = TestServer(app, host="127.0.0.1", port=port)
         await server.start_server()
         task = asyncio.create_task(dispatcher.run_forever(idle=0.2))
