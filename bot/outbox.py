@@ -230,7 +230,8 @@ class Dispatcher:
     async def settle(self) -> None:
         """Wait for the sends started after commit, and for their outcomes to be recorded (before stopping)."""
         while self._in_flight or self._recording is not None:
-            await asyncio.gather(*self._in_flight, *([self._recording] if self._recording else []))
+            pending = [*self._in_flight, *([self._recording] if self._recording else [])]
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _send_leased(self, leased: Leased) -> None:
         """The first failure, whatever it is, hands that message and the rest back to the dispatcher at once, which
