@@ -263,6 +263,9 @@ async def submit_item(
     )
     clocks = [clock_values(ctx, item_id, deadline) for deadline in (accept, resolve) if deadline is not None]
     await connection.execute(_CLOCKS.insert(), clocks)  # one statement for both
+    await post_card(ctx, session, item_id, decision.unit_code)
+    # Last: appending locks the audit chain's head until the transaction ends, and every audited write in
+    # every process queues for it.
     await audit.append(
         session,
         action="submit",
@@ -280,6 +283,5 @@ async def submit_item(
             "channel": channel,
         },
     )
-    await post_card(ctx, session, item_id, decision.unit_code)
     filed = Filed(item_id, receipt_code, decision.unit_code, citizen_id)
     return Submitted(filed, decision, accept, resolve, pseudonym_tag(ctx.keys, item_id))
