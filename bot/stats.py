@@ -300,10 +300,11 @@ def csv_rows(ctx: Context, report: Report, unit_codes: list[str], locale: str = 
 class ReportCache:
     """The public figures, computed at most once per ``ttl`` however many people ask.
 
-    At a province's size the report takes seconds (docs/PERFORMANCE.md: 3–10 s at 1,000,000 items), and on
-    SQLite its transaction holds the database's only connection meanwhile, so every chat waits: the pages show
-    figures up to ``ttl`` old instead, and requests that come while they are computed share that computation
-    (a request given up does not cancel it). A failed computation is not kept: the next request tries again.
+    At a province's size the report takes about a second (docs/PERFORMANCE.md: 0.9–1.4 s at 1,000,000 items),
+    and on SQLite its transaction holds the database's only connection meanwhile, so every chat waits: the pages
+    show figures up to ``ttl`` old instead, and requests that come while they are computed share that
+    computation (a request given up does not cancel it). A failed computation is not kept: the next request
+    tries again.
     """
 
     def __init__(self, ctx: Context, ttl: timedelta = REPORT_TTL) -> None:
