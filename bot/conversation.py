@@ -54,8 +54,9 @@ from bot.officials import ACTIVE_OFFICIAL, is_official, official_key
 from bot.outbox import Dispatcher, Leased, enqueue_all, queued_for_dispatcher
 from bot.privacy import lookup_hash, normalise_phone
 from bot.ratings import rate_desk
+from bot.tracking import public_timeline, tracked_item
 from models.db import commit_with_next_statement, run_in_sqlite_thread
-from models.tables import AuditEvent, Citizen, Desk, DialogState, Item, ItemMessage
+from models.tables import Citizen, Desk, DialogState, Item, ItemMessage
 
 log = logging.getLogger(__name__)
 
@@ -557,18 +558,12 @@ class Conversations:
     async def _track(
         self, session: AsyncSession, channel: str, chat_id: str, code: str, locale: str
     ) -> TrackInfo | None:
-        item = await tickets.item_by_receipt(session, code)
+        item = await tracked_item(session, code)
         if item is None:
             return None
         citizen_id = await self._citizen_id(session, channel, chat_id)
         owned = citizen_id is not None and item.citizen_id == citizen_id
-        events = (
-            await session.execute(
-                select(AuditEvent.action, AuditEvent.created_at)
-                .where(AuditEvent.item_id == item.id, AuditEvent.public.is_(True))
-                .order_by(AuditEvent.id)
-            )
-        ).all()
+        events = await public_timeline(session, item.id)
         answer = None
         if owned:
             answer = await session.scalar(
@@ -577,7 +572,6 @@ class Conversations:
                 .order_by(ItemMessage.id.desc())
                 .limit(1)
             )
-        clocks = await tickets.clocks_of(session, item.id)
         return TrackInfo(
             receipt_code=item.receipt_code,
             type=item.type,
@@ -587,6 +581,6 @@ class Conversations:
             timeline=tuple(TimelineEntry(action, format_moment(locale, at)) for action, at in events),
             answer=answer,
             rating=item.rating,
-            accept_due=clocks["accept"].due_date if "accept" in clocks else None,
-            resolve_due=clocks["resolve"].due_date if "resolve" in clocks else None,
+            accept_due=item.accept_due,
+            resolve_due=item.resolve_due,
         )

@@ -123,7 +123,7 @@ async def public_status(ctx: Context, session: AsyncSession, raw_code: str) -> P
     item = await tracked_item(session, code)
     if item is None:
         return None
-    events = (await session.execute(_PUBLIC_TIMELINE, {"item_id": item.id})).all()
+    events = await public_timeline(session, item.id)
     return PublicStatus(
         receipt_code=item.receipt_code,
         type=item.type,
@@ -142,6 +142,11 @@ async def tracked_item(session: AsyncSession, code: str) -> TrackedItem | None:
     """The item whose receipt code is ``code`` (already normalised) with its clocks' deadlines, in one round trip."""
     row = (await session.execute(_ITEM_BY_CODE, {"code": code})).one_or_none()
     return None if row is None else TrackedItem(**row._mapping)
+
+
+async def public_timeline(session: AsyncSession, item_id: int) -> list[tuple[str, datetime]]:
+    """(action, when) of the item's public audit events, oldest first, at most ``TIMELINE_LIMIT``."""
+    return [(action, at) for action, at in await session.execute(_PUBLIC_TIMELINE, {"item_id": item_id})]
 
 
 async def track(ctx: Context, session: AsyncSession, raw_code: str, client: str) -> Tracked:
