@@ -19,6 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -61,6 +62,11 @@ def require_postgres_or_skip(reachable: bool) -> None:
         pytest.fail(message + " and PAKN_REQUIRE_POSTGRES=1")
     pytest.skip(message)
 
+
+# No per-example time limit: Hypothesis's default deadline (200 ms) is a timed assertion, and on a loaded CI
+# machine a first call that loads a year's holidays can exceed it. Speed is measured in bench/, not here.
+settings.register_profile("pakn", deadline=None)
+settings.load_profile("pakn")
 
 @pytest.fixture(scope="session")
 def province() -> Province:
