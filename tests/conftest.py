@@ -19,7 +19,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from hypothesis import settings
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -65,8 +65,9 @@ def require_postgres_or_skip(reachable: bool) -> None:
 
 # No per-example time limit: Hypothesis's default deadline (200 ms) is a timed assertion, and on a loaded CI
 # machine a first call that loads a year's holidays can exceed it. Speed is measured in bench/, not here.
-settings.register_profile("pakn", deadline=None)
-settings.load_profile("pakn")
+hypothesis_settings.register_profile("pakn", deadline=None)
+hypothesis_settings.load_profile("pakn")
+
 
 @pytest.fixture(scope="session")
 def province() -> Province:
@@ -163,9 +164,8 @@ async def ctx(
     clock: TestClock,
     tmp_path: Path,
 ) -> Context:
-    settings = Settings(data_dir=tmp_path / "data", database_url=str(engine.url))
     context = Context(
-        settings=settings,
+        settings=Settings(data_dir=tmp_path / "data", database_url=str(engine.url)),
         province=province,
         calendar=WorkingCalendar(province.calendar),
         keys=keys,
