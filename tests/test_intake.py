@@ -97,9 +97,8 @@ async def test_the_identity_is_encrypted_and_the_text_masked_for_officials(ctx: 
     assert ctx.vault.decrypt(citizen.enc_name or b"", "citizen.name") == "Lò Văn Bình"
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # searches the SQLite file's bytes
 async def test_a_citizens_phone_cannot_be_found_in_the_database_file(ctx: Context, tmp_path: Path) -> None:
-    if ctx.engine.url.get_backend_name() != "sqlite":
-        pytest.skip("searches the SQLite file's bytes")
     draft = land_report(
         type="khieu_nai",
         anonymous=False,
