@@ -10,7 +10,6 @@ cached copy of a state another process has changed since) is handled again; so i
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import html
 import json
@@ -26,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from bot import tickets
+from bot.batching import GroupCommit
 from bot.citizen_dialog import CitizenDialog, new_state
 from bot.citizens import citizen_for_chat
 from bot.context import Context
@@ -180,17 +180,17 @@ def _write_states(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -
 class _StateWrite:
     saved: _SavedState  # the row and version the new state was computed from
     sealed: bytes
-    done: asyncio.Future[bool]
 
 
 class _StateWriter:
     """Group commit of the most common update: one that only moves a cached chat's dialog along.
 
     Each such update hands its new state (sealed, with the version it read) to the writer and waits; whatever
-    has arrived meanwhile is written at once, each row with its own version check: on SQLite one transaction in
-    one trip to SQLite's thread, on PostgreSQL one ``UPDATE … FROM unnest(…)`` statement (atomic by itself, so
-    without a transaction around it). An update whose row changed meanwhile (or a batch that failed) is told
-    so, and is handled again through the general path, from the database.
+    has arrived meanwhile is written at once (``bot.batching.GroupCommit``), each row with its own version
+    check: on SQLite one transaction in one trip to SQLite's thread, on PostgreSQL one ``UPDATE … FROM
+    unnest(…)`` statement (atomic by itself, so without a transaction around it). An update whose row changed
+    meanwhile (or a batch that failed) is told so, and is handled again through the general path, from the
+    database.
     """
 
     def __init__(self, ctx: Context) -> None:
@@ -198,36 +198,18 @@ class _StateWriter:
         self._sqlite = ctx.engine.dialect.name == "sqlite"
         self._to_date = DialogState.__table__.c.updated_at.type.bind_processor(ctx.engine.dialect)
         self._autocommit = ctx.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self._pending: list[_StateWrite] = []
-        self._writing: asyncio.Future[None] | None = None
+        self._batches: GroupCommit[_StateWrite, bool] = GroupCommit(self._write_batch)
 
     async def write(self, saved: _SavedState, sealed: bytes) -> bool:
         """Write ``sealed`` over version ``saved.version``; True once committed, False when the row had changed."""
-        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._pending.append(_StateWrite(saved, sealed, done))
-        if self._writing is None:
-            self._writing = asyncio.ensure_future(self._write_pending())
-        return await done
+        return await self._batches.submit(_StateWrite(saved, sealed))
 
-    async def _write_pending(self) -> None:
+    async def _write_batch(self, batch: list[_StateWrite]) -> list[bool]:
         try:
-            while self._pending:
-                batch, self._pending = self._pending, []
-                try:
-                    written = await (self._write_sqlite(batch) if self._sqlite else self._write_postgresql(batch))
-                except Exception:
-                    log.exception("writing %d dialog states at once failed; each is handled again", len(batch))
-                    written = [False] * len(batch)
-                except BaseException:  # cancelled (the service stops): its waiters are cancelled, not left waiting
-                    for write in (*batch, *self._pending):
-                        write.done.cancel()
-                    self._pending = []
-                    raise
-                for write, ok in zip(batch, written, strict=True):
-                    if not write.done.done():
-                        write.done.set_result(ok)
-        finally:
-            self._writing = None
+            return await (self._write_sqlite(batch) if self._sqlite else self._write_postgresql(batch))
+        except Exception:
+            log.exception("writing %d dialog states at once failed; each is handled again", len(batch))
+            return [False] * len(batch)
 
     async def _write_sqlite(self, batch: list[_StateWrite]) -> list[bool]:
         updated_at = self.ctx.now()

@@ -30,6 +30,7 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.batching import GroupCommit
 from bot.context import Context
 from bot.i18n import Msg
 from models.tables import Citizen, Item, ItemCard, Official, Outbox, UnitChat
@@ -104,7 +105,7 @@ def queued_for_dispatcher(session: AsyncSession) -> bool:
 @dataclass(frozen=True)
 class Leased:
     """Messages to one chat written as already claimed by this process (``enqueue_all(..., lease_to=…)``), for
-    it to send right after the commit (``Dispatcher.send_leased``) instead of waiting for the dispatcher's next
+    it to send right after the commit (``Dispatcher.send_after_commit``) instead of waiting for the dispatcher's next
     round. Should the process die first, the lease runs out and the dispatcher sends them as any others."""
 
     channel: str
@@ -159,8 +160,7 @@ class Dispatcher:
         self.worker = worker or f"{socket.gethostname()}:{id(self):x}"
         self.wake = asyncio.Event()
         self._in_flight: set[asyncio.Future[None]] = set()
-        self._outcomes: list[tuple[list[int], list[int]]] = []  # (sent, handed back) of sends after commit
-        self._recording: asyncio.Future[None] | None = None
+        self._outcomes: GroupCommit[tuple[list[int], list[int]], None] = GroupCommit(self._record_outcomes)
 
     async def _claim(self, limit: int) -> list[tuple[Outbox, str | None]]:
         now = self.ctx.now()
@@ -229,9 +229,8 @@ class Dispatcher:
 
     async def settle(self) -> None:
         """Wait for the sends started after commit, and for their outcomes to be recorded (before stopping)."""
-        while self._in_flight or self._recording is not None:
-            pending = [*self._in_flight, *([self._recording] if self._recording else [])]
-            await asyncio.gather(*pending, return_exceptions=True)
+        while self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
 
     async def _send_leased(self, leased: Leased) -> None:
         """The first failure, whatever it is, hands that message and the rest back to the dispatcher at once, which
@@ -245,37 +244,28 @@ class Dispatcher:
                 log.info("sending right after commit failed, the dispatcher takes over: %s", exc)
                 break
             sent += 1
-        self._outcomes.append((leased.row_ids[:sent], leased.row_ids[sent:]))
-        if self._recording is None:
-            self._recording = asyncio.ensure_future(self._record_outcomes())
+        await self._outcomes.submit((leased.row_ids[:sent], leased.row_ids[sent:]))
 
-    async def _record_outcomes(self) -> None:
-        """One transaction for the outcomes of every send after commit that finished meanwhile."""
+    async def _record_outcomes(self, batch: list[tuple[list[int], list[int]]]) -> list[None]:
+        """One transaction for the outcomes, (sent, handed back), of every send after commit that finished
+        meanwhile."""
+        delivered = [row_id for sent, _ in batch for row_id in sent]
+        handed_back = [row_id for _, rest in batch for row_id in rest]
+        now = self.ctx.now()
         try:
-            while self._outcomes:
-                batch, self._outcomes = self._outcomes, []
-                delivered = [row_id for sent, _ in batch for row_id in sent]
-                handed_back = [row_id for _, rest in batch for row_id in rest]
-                now = self.ctx.now()
-                try:
-                    async with self.ctx.engine.begin() as connection:
-                        if delivered:
-                            await connection.execute(
-                                update(Outbox)
-                                .where(Outbox.id.in_(delivered))
-                                .values(status="sent", error=None, sent_at=now)
-                            )
-                        if handed_back:
-                            await connection.execute(
-                                update(Outbox).where(Outbox.id.in_(handed_back)).values(not_before=now)
-                            )
-                except Exception:  # their lease runs out and the dispatcher sends them (again: at least once)
-                    log.exception("could not record %d messages sent right after commit", len(delivered))
-                    continue
+            async with self.ctx.engine.begin() as connection:
+                if delivered:
+                    await connection.execute(
+                        update(Outbox).where(Outbox.id.in_(delivered)).values(status="sent", error=None, sent_at=now)
+                    )
                 if handed_back:
-                    self.wake.set()
-        finally:
-            self._recording = None
+                    await connection.execute(update(Outbox).where(Outbox.id.in_(handed_back)).values(not_before=now))
+        except Exception:  # their lease runs out and the dispatcher sends them (again: at least once)
+            log.exception("could not record %d messages sent right after commit", len(delivered))
+        else:
+            if handed_back:
+                self.wake.set()
+        return [None] * len(batch)
 
     async def run_once(self, limit: int = 100) -> int:
         """Send what is due now; return how many messages were delivered.
