@@ -16,10 +16,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from models.db import upsert_insert
 from models.tables import AuditEvent, AuditHead, utcnow
 
 GENESIS = "0" * 64
@@ -55,10 +54,8 @@ async def _locked_head(connection: AsyncConnection) -> tuple[int, str]:
     """The chain's tip, locked until the transaction ends; created on the very first append."""
     head = (await connection.execute(_SELECT_HEAD)).first()
     if head is None:
-        insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-        await connection.execute(
-            insert(_HEAD).values(id=HEAD_ID, last_event_id=0, last_hash=GENESIS).on_conflict_do_nothing()
-        )
+        genesis = upsert_insert(connection.dialect.name)(_HEAD).values(id=HEAD_ID, last_event_id=0, last_hash=GENESIS)
+        await connection.execute(genesis.on_conflict_do_nothing())
         head = (await connection.execute(_SELECT_HEAD)).one()
     return head.last_event_id, head.last_hash
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Table, func
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.context import Context
 from bot.privacy import lookup_hash
+from models.db import upsert_insert
 from models.tables import Citizen
 
 _CITIZENS: Table = Citizen.__table__  # type: ignore[assignment]
@@ -22,8 +21,7 @@ async def _upsert_citizen(
     """The id of the citizen behind a chat, created on first contact with ``values``, which an existing citizen
     takes too (a None leaves a column as it was). One statement, ``INSERT … ON CONFLICT DO UPDATE … RETURNING``,
     whether the citizen is new or not; two first messages at once still make one citizen."""
-    insert = postgresql_insert if connection.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(_CITIZENS).values(
+    statement = upsert_insert(connection.dialect.name)(_CITIZENS).values(
         channel=channel,
         lookup_hash=lookup_hash(ctx.keys, channel, channel_id),
         enc_channel_id=ctx.vault.encrypt(str(channel_id), "citizen.channel_id"),

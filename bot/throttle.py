@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import case, delete
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.privacy import Keys
+from models.db import upsert_insert
 from models.tables import Throttle
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -58,9 +58,7 @@ async def hit(
         raise ValueError(f"throttle key too long: {len(key)} characters")
     if start is None:
         start = window_start(now, limit.window)
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    insert_row = insert(Throttle).values(key=key, window_start=start, count=1)
+    insert_row = upsert_insert(session.get_bind().dialect.name)(Throttle).values(key=key, window_start=start, count=1)
     same_window = Throttle.window_start >= insert_row.excluded.window_start
     statement = insert_row.on_conflict_do_update(
         index_elements=[Throttle.key],

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -204,6 +205,12 @@ def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Asyn
     # server dropped fails its first statement instead; SQLAlchemy then discards every pooled connection older
     # than that, and the citizen path (bot.conversation) handles the update again on a new one.
     return create_async_engine(url, connect_args=connect_args, **kwargs)
+
+
+def upsert_insert(dialect_name: str) -> Any:
+    """The dialect's ``insert``, the one with ``on_conflict_do_nothing`` and ``on_conflict_do_update``
+    (PostgreSQL's or SQLite's, the two databases PAKN runs on)."""
+    return postgresql.insert if dialect_name == "postgresql" else sqlite.insert
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
