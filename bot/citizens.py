@@ -35,12 +35,9 @@ async def _upsert_citizen(
     return int((await connection.execute(upsert.returning(_CITIZENS.c.id))).scalar_one())
 
 
-async def citizen_for_chat(ctx: Context, session: AsyncSession, channel: str, channel_id: str) -> Citizen:
-    """The citizen behind a chat, created on first contact."""
-    citizen_id = await _upsert_citizen(ctx, await session.connection(), channel, channel_id, {})
-    citizen = await session.get(Citizen, citizen_id)
-    assert citizen is not None
-    return citizen
+async def citizen_id_for_chat(ctx: Context, session: AsyncSession, channel: str, channel_id: str) -> int:
+    """The id of the citizen behind a chat, created on first contact."""
+    return await _upsert_citizen(ctx, await session.connection(), channel, channel_id, {})
 
 
 async def citizen_filing(

@@ -27,7 +27,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot import tickets
 from bot.batching import GroupCommit
 from bot.citizen_dialog import CitizenDialog, new_state
-from bot.citizens import citizen_for_chat
+from bot.citizens import citizen_id_for_chat
 from bot.context import Context
 from bot.desks import desk_from_payload
 from bot.dialog import (
@@ -408,7 +408,7 @@ class Conversations:
         if operator_id is not None:
             target = ("telegram", "official", operator_id)
         else:
-            citizen_id = unit.citizen_id or (await citizen_for_chat(self.ctx, session, channel, chat_id)).id
+            citizen_id = unit.citizen_id or await citizen_id_for_chat(self.ctx, session, channel, chat_id)
             target = (channel, "citizen", citizen_id)
         # The citizen's own chat: sent by this process right after the commit (see bot.outbox.Leased).
         lease = operator_id is None and self.outbox is not None and self.outbox.sends(channel)

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select, text
 
-from bot.citizens import citizen_for_chat
+from bot.citizens import citizen_id_for_chat
 from bot.context import Context
 from bot.conversation import Conversations, Rendered
 from bot.dialog import Event
@@ -67,7 +67,7 @@ async def test_a_citizen_who_accepts_an_invite_is_an_official_at_once(ctx: Conte
 async def test_two_first_messages_at_once_make_one_citizen(ctx: Context) -> None:
     async def first_contact() -> int:
         async with ctx.sessions.begin() as session:
-            return (await citizen_for_chat(ctx, session, "telegram", "3301")).id
+            return await citizen_id_for_chat(ctx, session, "telegram", "3301")
 
     first, second = await asyncio.gather(first_contact(), first_contact())
     assert first == second

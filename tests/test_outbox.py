@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.citizens import citizen_for_chat
+from bot.citizens import citizen_id_for_chat
 from bot.context import Context
 from bot.conversation import Conversations
 from bot.dialog import Event
@@ -52,14 +52,14 @@ async def rig(ctx: Context) -> AsyncIterator[Rig]:
 async def _queue(ctx: Context, chats: list[int], per_chat: int = 1) -> None:
     async with ctx.sessions.begin() as session:
         for chat in chats:
-            citizen = await citizen_for_chat(ctx, session, "telegram", str(chat))
+            citizen_id = await citizen_id_for_chat(ctx, session, "telegram", str(chat))
             for index in range(per_chat):
                 enqueue(
                     ctx,
                     session,
                     channel="telegram",
                     recipient_kind="citizen",
-                    recipient_id=citizen.id,
+                    recipient_id=citizen_id,
                     payload={"text": f"Tin nhắn {index} cho {chat}", "buttons": []},
                 )
 
@@ -207,13 +207,13 @@ async def test_a_process_killed_before_sending_a_leased_receipt_leaves_it_to_the
     rig: Rig, clock: TestClock
 ) -> None:
     async with rig.ctx.sessions.begin() as session:
-        citizen = await citizen_for_chat(rig.ctx, session, "telegram", "9403")
+        citizen_id = await citizen_id_for_chat(rig.ctx, session, "telegram", "9403")
         leased = await enqueue_all(
             rig.ctx,
             session,
             channel="telegram",
             recipient_kind="citizen",
-            recipient_id=citizen.id,
+            recipient_id=citizen_id,
             payloads=[{"text": "Biên nhận DB-TEST", "buttons": []}],
             lease_to="9403",
         )
