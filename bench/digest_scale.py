@@ -204,6 +204,7 @@ async def seed(
                 "data": json.dumps(data),
                 "public": writer.flag(True),
                 "created_at": writer.dt(moment),
+                "seq": event_id,  # sealed already: a sealer has nothing to do
                 "prev_hash": fake_hash,
                 "hash": fake_hash,
             }

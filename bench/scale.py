@@ -208,9 +208,10 @@ async def _seed_rows(
             async with connection.transaction():
                 writer = digest_scale.Writer("postgresql", connection, None)
                 counts = await digest_scale.seed(province, calendar, writer, items, rng)
-            await connection.execute(
-                "SELECT setval(pg_get_serial_sequence('items', 'id'), (SELECT max(id) FROM items))"
-            )
+            for table in ("items", "audit_events"):
+                await connection.execute(
+                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+                )
             # What autovacuum does to a settled database (as bench/digest_scale.py): without the visibility map,
             # the planner prices index-only scans as heap reads.
             await connection.execute("VACUUM ANALYZE")
@@ -277,7 +278,7 @@ async def arm_clocks(ctx: Context, last_tick: datetime) -> int:
                 await connection.execute(statement, updates[start : start + 5000])
             armed = len(updates)
         top = await session.scalar(text("SELECT max(id) FROM audit_events"))
-        session.add(AuditHead(id=HEAD_ID, last_event_id=int(top or 0), last_hash="0" * 64))
+        session.add(AuditHead(id=HEAD_ID, last_seq=int(top or 0), last_hash="0" * 64))
     return armed
 
 

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot import scheduler
+from bot import audit, scheduler
 from bot.calendar import WorkingCalendar
 from bot.context import Context
 from bot.conversation import Conversations
@@ -114,6 +114,8 @@ async def serve(settings: Settings) -> None:
     log.info(
         "PAKN listening on http://%s:%s (database: %s)", settings.host, settings.port, ctx.engine.url.get_backend_name()
     )
+    sealer = audit.Sealer(ctx.engine)
+    sealing = asyncio.create_task(sealer.run_forever(), name="audit sealer")
     tasks = [
         asyncio.create_task(dispatcher.run_forever(), name="outbox"),
         asyncio.create_task(
@@ -146,4 +148,5 @@ async def serve(settings: Settings) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await sealer.stop(sealing)
         await ctx.engine.dispose()

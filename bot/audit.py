@@ -1,25 +1,37 @@
 """Tamper-evident audit trail: every action on an item is an append-only, hash-chained event.
 
-Each event's hash covers its own fields and the previous event's hash; a head row holds the tip of the
-chain. Appends lock the head row (``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions already
-start with ``BEGIN IMMEDIATE``), so ids are consecutive and the chain never forks. ``verify`` then
-detects an edited row (hash mismatch), a deleted row (gap or broken link), a row inserted by hand
-(broken link or a head that does not match) and a deleted tail (head mismatch).
+An audited write only inserts its event, in its own transaction, with no place in the chain yet. A sealer then
+chains the committed events in the order of their ids (:func:`seal`; ``pakn serve`` runs one every second,
+:class:`Sealer`): each event gets the next place (``seq``), the previous event's hash and its own hash, which
+covers its fields, its place and the previous hash; the head row holds the tip. Sealing locks the head row
+(``SELECT … FOR UPDATE`` on PostgreSQL; SQLite transactions start with ``BEGIN IMMEDIATE``), so one sealer at
+a time extends the chain and it never forks, while the writes that append events never wait for each other:
+before, each of them held that lock until its commit, and under load filings queued behind it.
+
+``verify`` walks the sealed chain and detects an edited row (hash mismatch), a deleted row (gap or broken link),
+a row inserted by hand with a place in the chain (broken link) and a deleted tail (head mismatch). As before,
+the chain cannot stop someone with write access to the database from adding events at its end (now simply by
+inserting them unsealed); an event is also unprotected between its commit and its seal, about a second.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from models.db import upsert_insert
 from models.tables import AuditEvent, AuditHead, utcnow
+
+log = logging.getLogger(__name__)
 
 GENESIS = "0" * 64
 HEAD_ID = 1
@@ -27,7 +39,7 @@ HEAD_ID = 1
 
 def event_hash(
     prev_hash: str,
-    event_id: int,
+    seq: int,
     item_id: int | None,
     action: str,
     actor: str,
@@ -36,7 +48,7 @@ def event_hash(
     created_at: datetime,
 ) -> str:
     canonical = json.dumps(
-        [prev_hash, event_id, item_id, action, actor, data, public, created_at.isoformat(timespec="microseconds")],
+        [prev_hash, seq, item_id, action, actor, data, public, created_at.isoformat(timespec="microseconds")],
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
@@ -46,18 +58,30 @@ def event_hash(
 
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 _HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
-_SELECT_HEAD = select(_HEAD.c.last_event_id, _HEAD.c.last_hash).where(_HEAD.c.id == HEAD_ID).with_for_update()
+_INSERT_EVENT = _EVENTS.insert()
+_SELECT_HEAD = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == HEAD_ID).with_for_update()
 _MOVE_HEAD = _HEAD.update().where(_HEAD.c.id == HEAD_ID)
-
-
-async def _locked_head(connection: AsyncConnection) -> tuple[int, str]:
-    """The chain's tip, locked until the transaction ends; created on the very first append."""
-    head = (await connection.execute(_SELECT_HEAD)).first()
-    if head is None:
-        genesis = upsert_insert(connection.dialect.name)(_HEAD).values(id=HEAD_ID, last_event_id=0, last_hash=GENESIS)
-        await connection.execute(genesis.on_conflict_do_nothing())
-        head = (await connection.execute(_SELECT_HEAD)).one()
-    return head.last_event_id, head.last_hash
+_UNSEALED = _EVENTS.c.seq.is_(None)
+_SELECT_UNSEALED = (
+    select(
+        _EVENTS.c.id,
+        _EVENTS.c.item_id,
+        _EVENTS.c.action,
+        _EVENTS.c.actor,
+        _EVENTS.c.data,
+        _EVENTS.c.public,
+        _EVENTS.c.created_at,
+    )
+    .where(_UNSEALED)
+    .order_by(_EVENTS.c.id)
+    .limit(bindparam("batch"))
+)
+_ANY_UNSEALED = select(_EVENTS.c.id).where(_UNSEALED).limit(1)
+_SEAL_EVENT = (
+    _EVENTS.update()
+    .where(_EVENTS.c.id == bindparam("event_id"))
+    .values(seq=bindparam("new_seq"), prev_hash=bindparam("new_prev_hash"), hash=bindparam("new_hash"))
+)
 
 
 async def append(
@@ -70,32 +94,87 @@ async def append(
     public: bool = False,
     now: datetime | None = None,
 ) -> None:
-    """Append one event in the caller's transaction. ``data`` must never hold identity data.
+    """Append one event in the caller's transaction (it is sealed into the chain after the commit). ``data``
+    must never hold identity data.
 
-    The session's pending changes are written first, so the event follows what it records; the event itself
-    is written with Core statements (three per event, no unit of work)."""
+    The session's pending changes are written first, so the event follows what it records; the event itself is
+    one Core ``INSERT`` (no unit of work, no lock)."""
     await session.flush()
     connection = await session.connection()
-    last_event_id, last_hash = await _locked_head(connection)
-    created_at = now or utcnow()
-    payload = dict(data or {})
-    event_id = last_event_id + 1
-    digest = event_hash(last_hash, event_id, item_id, action, actor, payload, public, created_at)
     await connection.execute(
-        _EVENTS.insert(),
+        _INSERT_EVENT,
         {
-            "id": event_id,
             "item_id": item_id,
             "action": action,
             "actor": actor,
-            "data": payload,
+            "data": dict(data or {}),
             "public": public,
-            "created_at": created_at,
-            "prev_hash": last_hash,
-            "hash": digest,
+            "created_at": now or utcnow(),
         },
     )
-    await connection.execute(_MOVE_HEAD, {"last_event_id": event_id, "last_hash": digest})
+
+
+async def _locked_head(connection: AsyncConnection) -> tuple[int, str]:
+    """The chain's tip, locked until the transaction ends; created by the very first seal."""
+    head = (await connection.execute(_SELECT_HEAD)).first()
+    if head is None:
+        genesis = upsert_insert(connection.dialect.name)(_HEAD).values(id=HEAD_ID, last_seq=0, last_hash=GENESIS)
+        await connection.execute(genesis.on_conflict_do_nothing())
+        head = (await connection.execute(_SELECT_HEAD)).one()
+    return head.last_seq, head.last_hash
+
+
+async def seal(engine: AsyncEngine, batch: int = 1000) -> int:
+    """Chain every committed event that has no place yet, in the order of their ids; the number sealed.
+
+    One transaction per ``batch`` events, holding the head's lock: sealers in several processes take turns and
+    the second finds nothing left. An event whose transaction commits after a later one was sealed gets the
+    next place when it is seen, so places follow the order of sealing, not of ids."""
+    sealed = 0
+    while True:
+        async with engine.begin() as connection:
+            if (await connection.execute(_ANY_UNSEALED)).first() is None:
+                return sealed
+            last_seq, last_hash = await _locked_head(connection)
+            # Read after the lock, which may have waited for another sealer: what it sealed is seen as sealed.
+            rows = (await connection.execute(_SELECT_UNSEALED, {"batch": batch})).all()
+            places = []
+            for row in rows:
+                last_seq += 1
+                digest = event_hash(
+                    last_hash, last_seq, row.item_id, row.action, row.actor, row.data, row.public, row.created_at
+                )
+                places.append({"event_id": row.id, "new_seq": last_seq, "new_prev_hash": last_hash, "new_hash": digest})
+                last_hash = digest
+            if places:
+                await connection.execute(_SEAL_EVENT, places)
+                await connection.execute(_MOVE_HEAD, {"last_seq": last_seq, "last_hash": last_hash})
+        sealed += len(rows)
+        if len(rows) < batch:
+            return sealed
+
+
+class Sealer:
+    """Seals the events appended in any process, every ``idle`` seconds (``pakn serve`` runs one)."""
+
+    def __init__(self, engine: AsyncEngine, idle: float = 1.0) -> None:
+        self.engine = engine
+        self.idle = idle
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await seal(self.engine)
+            except Exception:
+                log.exception("sealing audit events failed; retrying")
+            await asyncio.sleep(self.idle)
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """Cancel the loop and seal what the last requests appended, so that a clean stop leaves nothing open."""
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await seal(self.engine)
 
 
 @dataclass(frozen=True)
@@ -104,19 +183,19 @@ class VerifyResult:
     checked: int
     bad_event_id: int | None = None
     problem: str = ""
+    unsealed: int = 0  # events committed but not sealed yet (``seal`` chains them)
 
 
 async def verify(session: AsyncSession, batch: int = 5000) -> VerifyResult:
-    """Walk the chain from the first event; report the first event that breaks it."""
+    """Walk the sealed chain from its first place; report the first event that breaks it (by its place)."""
     expected_prev = GENESIS
-    expected_id = 1
+    expected_seq = 1
     checked = 0
-    last_id = 0
     while True:
         rows = (
             (
                 await session.execute(
-                    select(AuditEvent).where(AuditEvent.id > last_id).order_by(AuditEvent.id).limit(batch)
+                    select(AuditEvent).where(AuditEvent.seq >= expected_seq).order_by(AuditEvent.seq).limit(batch)
                 )
             )
             .scalars()
@@ -125,13 +204,15 @@ async def verify(session: AsyncSession, batch: int = 5000) -> VerifyResult:
         if not rows:
             break
         for event in rows:
-            if event.id != expected_id:
-                return VerifyResult(False, checked, expected_id, f"event {expected_id} is missing (next is {event.id})")
+            if event.seq != expected_seq:
+                return VerifyResult(
+                    False, checked, expected_seq, f"event {expected_seq} is missing (next is {event.seq})"
+                )
             if event.prev_hash != expected_prev:
-                return VerifyResult(False, checked, event.id, "link to the previous event is broken")
+                return VerifyResult(False, checked, event.seq, "link to the previous event is broken")
             recomputed = event_hash(
-                event.prev_hash,
-                event.id,
+                expected_prev,
+                expected_seq,
                 event.item_id,
                 event.action,
                 event.actor,
@@ -140,15 +221,15 @@ async def verify(session: AsyncSession, batch: int = 5000) -> VerifyResult:
                 event.created_at,
             )
             if recomputed != event.hash:
-                return VerifyResult(False, checked, event.id, "contents do not match the recorded hash")
-            expected_prev = event.hash
-            expected_id += 1
+                return VerifyResult(False, checked, event.seq, "contents do not match the recorded hash")
+            expected_prev = recomputed
+            expected_seq += 1
             checked += 1
-            last_id = event.id
         session.expunge_all()
     head = (await session.execute(select(AuditHead).where(AuditHead.id == HEAD_ID))).scalar_one_or_none()
-    head_id, head_hash = (head.last_event_id, head.last_hash) if head else (0, GENESIS)
-    if head_id != checked or head_hash != expected_prev:
-        bad = checked + 1 if head_id > checked else head_id
-        return VerifyResult(False, checked, bad, f"chain head says {head_id} events, found {checked}")
-    return VerifyResult(True, checked)
+    head_seq, head_hash = (head.last_seq, head.last_hash) if head else (0, GENESIS)
+    if head_seq != checked or head_hash != expected_prev:
+        bad = checked + 1 if head_seq > checked else head_seq
+        return VerifyResult(False, checked, bad, f"chain head says {head_seq} events, found {checked}")
+    unsealed = (await session.execute(select(func.count()).select_from(_EVENTS).where(_UNSEALED))).scalar_one()
+    return VerifyResult(True, checked, unsealed=unsealed)

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -288,7 +289,9 @@ class Pause(Base):
 
 
 class AuditEvent(Base):
-    """Append-only, hash-chained record of every action (see ``bot.audit``)."""
+    """Append-only, hash-chained record of every action (see ``bot.audit``). An event is written without its
+    place in the chain (``seq``, ``prev_hash`` and ``hash`` empty) and sealed into the chain soon after its
+    transaction commits."""
 
     __tablename__ = "audit_events"
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -298,19 +301,30 @@ class AuditEvent(Base):
     data: Mapped[dict[str, Any]] = mapped_column(default=dict)
     public: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str | None] = mapped_column(String(64))
 
-    # The weekly digest counts a week's extensions, transfers and ratings by action and time.
-    __table_args__ = (Index("ix_audit_events_action_created_at", "action", "created_at"),)
+    __table_args__ = (
+        # The weekly digest counts a week's extensions, transfers and ratings by action and time.
+        Index("ix_audit_events_action_created_at", "action", "created_at"),
+        # The sealer's queue: only the events not sealed yet are in this index.
+        Index(
+            "ix_audit_events_unsealed",
+            "id",
+            sqlite_where=text("seq IS NULL"),
+            postgresql_where=text("seq IS NULL"),
+        ),
+    )
 
 
 class AuditHead(Base):
-    """The chain's tip; locking this one row serialises appends across processes."""
+    """The chain's tip: the last sealed event's place and hash. Sealing locks this one row, so that one sealer at
+    a time, in any process, extends the chain."""
 
     __tablename__ = "audit_head"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    last_event_id: Mapped[int] = mapped_column(BigInteger, default=0)
+    last_seq: Mapped[int] = mapped_column(BigInteger, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
 
 

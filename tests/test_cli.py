@@ -205,3 +205,28 @@ async def test_serve_talks_to_a_bot_api_server_by_polling(data_env: dict[str, st
             process.terminate()  # the fake Bot API keeps answering (this loop) while the bot stops polling
             _, stderr = await asyncio.to_thread(process.communicate, timeout=20)
         assert process.returncode == 0 and "PAKN stopping" in stderr and "Traceback" not in stderr, stderr
+
+
+async def test_serve_seals_audit_events_that_any_process_committed(data_env: dict[str, str], tmp_path: Path) -> None:
+    """An audited write (here: a filing by another process) leaves its event unsealed; the running service
+    chains it within seconds, so `pakn audit verify` finds nothing left to seal."""
+    assert pakn("db", "upgrade", env=data_env).returncode == 0
+    await _submit_one(data_env)
+    database = tmp_path / "data" / "pakn.db"
+
+    def unsealed() -> int:
+        with sqlite3.connect(database) as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM audit_events WHERE seq IS NULL").fetchone()[0])
+
+    assert unsealed() == 1
+    process = _serve({**os.environ, **data_env, "PAKN_PORT": str(unused_port()), "PAKN_TELEGRAM_TOKEN": ""})
+    try:
+        deadline = time.monotonic() + 30
+        while unsealed():
+            assert process.poll() is None and time.monotonic() < deadline, "the service never sealed the event"
+            await asyncio.sleep(0.2)
+    finally:
+        process.terminate()
+        process.communicate(timeout=20)
+    result = pakn("audit", "verify", env=data_env)
+    assert result.returncode == 0 and "1 events verified (0 sealed just now)" in result.stdout

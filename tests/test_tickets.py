@@ -75,6 +75,7 @@ async def test_an_unsatisfied_citizen_reopens_and_the_supervisor_gets_it(ctx: Co
         assert item.status == "answered"
         supervisor = await reopen_item(ctx, session, item, reason="Đường vẫn chưa được sửa.")
     assert supervisor == "thanh_tra"
+    assert await audit.seal(ctx.engine) == 4
     async with ctx.sessions() as session:
         item = await session.get(Item, item_id)
         clocks = await clocks_of(session, item_id)
