@@ -193,10 +193,25 @@ async def test_an_audited_write_does_not_wait_for_another_ones_commit(
     assert result.ok and result.checked == 2
 
 
+async def _downgrade(engine: AsyncEngine, revision: str) -> None:
+    from alembic import command
+
+    from models.migrate import alembic_config
+
+    def run(sync_connection: object) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = sync_connection
+        command.downgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(run)
+
+
 async def test_a_chain_written_before_sealing_existed_goes_on_after_the_migration(
     database_url: tuple[str, str | None],
 ) -> None:
-    """Migration 0004: events chained by their ids (the old scheme) keep verifying, new ones continue them."""
+    """Migration 0004: events chained by their ids (the old scheme) keep verifying, new ones continue them; a
+    downgrade refuses unsealed events and turns places back into ids."""
     url, schema = database_url
     engine = create_engine(url, schema=schema)
     try:
@@ -225,10 +240,22 @@ async def test_a_chain_written_before_sealing_existed_goes_on_after_the_migratio
         await upgrade(engine)
         sessions = async_sessionmaker(engine, expire_on_commit=False)
         assert (await _verify(sessions)).checked == 3
+        async with sessions() as session:  # on PostgreSQL this burns an id: the places no longer follow the ids
+            await audit.append(session, action="note", actor="test")
+            await session.rollback()
         await _append_events(sessions, 2)  # on PostgreSQL: ids from a sequence that has caught up with 3
         assert await audit.seal(engine) == 2
         result = await _verify(sessions)
         assert result.ok and result.checked == 5
-        assert await _places(sessions) == {1: 1, 2: 2, 3: 3, 4: 4, 5: 5}
+        assert sorted(seq for seq in (await _places(sessions)).values() if seq) == [1, 2, 3, 4, 5]
+        await _append_events(sessions, 1)
+        with pytest.raises(RuntimeError, match="1 audit events are not sealed yet"):
+            await _downgrade(engine, "0003")
+        await audit.seal(engine)
+        await _downgrade(engine, "0003")
+        async with engine.connect() as connection:
+            ids = (await connection.execute(text("SELECT id FROM audit_events ORDER BY id"))).scalars().all()
+            head = (await connection.execute(text("SELECT last_event_id FROM audit_head"))).scalar_one()
+        assert ids == [1, 2, 3, 4, 5, 6] and head == 6, "back to ids as places"
     finally:
         await engine.dispose()
