@@ -266,6 +266,7 @@ class TelegramChannel:
         self.application.add_error_handler(self._on_error)
         self.sender = TelegramSender(self.application)
         self.desk = OfficialDesk(ctx)
+        self._answering: set[asyncio.Future[None]] = set()  # button presses being answered in the background
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -297,6 +298,8 @@ class TelegramChannel:
             log.info("Telegram polling %s", settings.telegram_api_url)
 
     async def stop(self) -> None:
+        if self._answering:  # a spinner left turning would only time out, but let the answers go out
+            await asyncio.wait(self._answering, timeout=5)
         if self.application.updater is not None and self.application.updater.running:
             await self.application.updater.stop()
         if self.application.running:
@@ -456,32 +459,29 @@ class TelegramChannel:
         chat_id = incoming.chat_id
         if event is None or chat_id is None:
             return True
-        # The button press is answered (its spinner stopped) while the update is handled, not before: one Bot
-        # API round trip less before the reply. _answer_callback never raises a TelegramError.
-        answering = None
+        # The button press is answered (its spinner stopped) in the background, while the update is handled and
+        # after: neither the reply nor the webhook's response waits for that Bot API round trip.
         if incoming.callback_id is not None and answer_button:
             answering = asyncio.ensure_future(self._answer_callback(incoming, None))
-        try:
-            rendered = await self.conversations.handle(
-                channel,
-                chat_key,
-                event,
-                update_id=incoming.update_id,
-                operator_id=operator_id,
-                unless_official=unless_official,
-            )
-            if rendered.official:
-                return False
-            payloads = rendered.replies
-            if operator_id is not None:  # the operator types the caller's number; no share-contact key
-                payloads = [{**payload, "request_contact": None, "request_location": None} for payload in payloads]
-            if payloads and webhook_reply is not None and webhook_reply.hold(chat_id, payloads[-1]):
-                payloads = payloads[:-1]  # sent first: the held message answers the webhook, after them
-            for payload in payloads:
-                await self.sender.send_now(chat_id, payload)
-        finally:
-            if answering is not None:
-                await answering
+            self._answering.add(answering)
+            answering.add_done_callback(self._answered)
+        rendered = await self.conversations.handle(
+            channel,
+            chat_key,
+            event,
+            update_id=incoming.update_id,
+            operator_id=operator_id,
+            unless_official=unless_official,
+        )
+        if rendered.official:
+            return False
+        payloads = rendered.replies
+        if operator_id is not None:  # the operator types the caller's number; no share-contact key
+            payloads = [{**payload, "request_contact": None, "request_location": None} for payload in payloads]
+        if payloads and webhook_reply is not None and webhook_reply.hold(chat_id, payloads[-1]):
+            payloads = payloads[:-1]  # sent first: the held message answers the webhook, after them
+        for payload in payloads:
+            await self.sender.send_now(chat_id, payload)
         return True
 
     async def _deliver(self, reply: DeskReply, chat_id: int, user_id: int) -> None:
@@ -500,6 +500,11 @@ class TelegramChannel:
             await self.application.bot.answer_callback_query(incoming.callback_id, text)
         except TelegramError as exc:
             log.debug("answerCallbackQuery failed: %s", exc)
+
+    def _answered(self, answering: asyncio.Future[None]) -> None:
+        self._answering.discard(answering)
+        if not answering.cancelled() and answering.exception() is not None:
+            log.warning("answering a button press failed", exc_info=answering.exception())
 
     async def _say(self, chat_id: int, key: str, incoming: Incoming) -> None:
         text = gettext(incoming.language, key)

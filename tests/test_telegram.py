@@ -219,6 +219,30 @@ async def test_the_last_message_of_an_answer_rides_the_webhook_response(webhook:
     assert not receipt.headers.get("X-Webhook-Reply")  # it came through the outbox
 
 
+async def test_a_button_press_is_answered_without_holding_back_the_reply(webhook: Running) -> None:
+    """The button's spinner is stopped by a Bot API call of its own; with Telegram slow to answer that call, the
+    reply (the webhook's response) does not wait for it, and the spinner is still stopped."""
+    fake = webhook.fake
+    chat = 5013
+    user = TelegramUser(fake, chat, webhook=True)
+    await user.say("/start")
+    fake.delay = 3.0  # Telegram answering each Bot API call after three seconds
+    press = fake.make_callback(chat, "menu:file", user=chat)
+    press["update_id"] = 90_100
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    mark = len(fake.calls)
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"{webhook.url}/telegram/webhook", json=press, headers=headers) as response,
+    ):
+        answer = await response.json()
+    assert answer["method"] == "sendMessage" and answer["chat_id"] == chat and answer["reply_markup"]["inline_keyboard"]
+    answering = await fake.wait_for("answerCallbackQuery", after=mark, answered=False)
+    assert not answering.answered, "the reply was ready before Telegram had answered the spinner's call"
+    fake.delay = 0.0
+    await fake.wait_for("answerCallbackQuery", after=mark, timeout=10)
+
+
 async def test_group_chats_get_a_one_line_explanation(polling: Running) -> None:
     fake = polling.fake
     fake.add_chat(-100200, type="supergroup", title="Tổ dân phố 5")
