@@ -37,6 +37,17 @@ class Metrics:
         self.outbox = Gauge("pakn_outbox_messages", "Outbox messages by status", ["status"], registry=self.registry)
         self.database_up = Gauge("pakn_database_up", "1 when the database answers", registry=self.registry)
         self.updates = Counter("pakn_updates", "Chat updates handled", ["channel"], registry=self.registry)
+        self._by_route: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
+
+    def observe(self, route: str, status: int, seconds: float) -> None:
+        """Count one request and its latency; each label set is looked up once (``labels`` costs a lock and a
+        key built from the labels on every call)."""
+        key = (route, status)
+        children = self._by_route.get(key)
+        if children is None:
+            children = self._by_route[key] = (self.requests.labels(route, str(status)), self.latency.labels(route))
+        children[0].inc()
+        children[1].observe(seconds)
 
 
 CONTEXT = web.AppKey("context", Context)
@@ -61,8 +72,7 @@ async def metrics_middleware(
         status = exc.status
         raise
     finally:
-        metrics.requests.labels(route, str(status)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - started)
+        metrics.observe(route, status, time.perf_counter() - started)
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -42,6 +42,9 @@ _POOL_TIMEOUT_MESSAGE = (
 )
 
 
+_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
 def _resolve(value: ODVInput[float], default: float | None) -> float | None:
     """A timeout argument, or this instance's default when it was not passed (any ``DefaultValue``)."""
     if isinstance(value, DefaultValue):
@@ -205,18 +208,21 @@ class AiohttpRequest(BaseRequest):
         assert semaphore is not None
 
         files = request_data.multipart_data if request_data and request_data.contains_files else None
-        data: aiohttp.FormData | dict[str, str] | None = None
+        data: aiohttp.FormData | bytes | None = None
+        headers = None
         if request_data is not None:
-            parameters = request_data.json_parameters
             if files:
                 form = aiohttp.FormData(quote_fields=False)
-                for name, value in parameters.items():
+                for name, value in request_data.json_parameters.items():
                     form.add_field(name, value)
                 for name, (filename, content, mimetype) in files.items():
                     form.add_field(name, content, filename=filename, content_type=mimetype)
                 data = form
-            elif parameters:
-                data = parameters
+            elif request_data.parameters:
+                # The form aiohttp would make of the dict, encoded here: its FormData machinery cost about a
+                # quarter of a request's CPU.
+                data = request_data.url_encoded_parameters().encode()
+                headers = _FORM_HEADERS
 
         read = _resolve(read_timeout, self._read_timeout)
         connect = _resolve(connect_timeout, self._connect_timeout)
@@ -239,6 +245,7 @@ class AiohttpRequest(BaseRequest):
                     method,
                     url,
                     data=data,
+                    headers=headers,
                     timeout=self._client_timeout(connect, read),
                     proxy=proxy[0] if proxy else None,
                     proxy_auth=proxy[1] if proxy else None,
