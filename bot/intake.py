@@ -6,10 +6,11 @@ caller's transaction, so a failure leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Table, bindparam, select
+from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot import audit
@@ -23,6 +24,7 @@ from bot.lifecycle import Status
 from bot.privacy import mask_text, normalise_phone, normalise_text, pseudonym_tag
 from bot.receipts import new_receipt_code
 from bot.routing import RouteDecision, route
+from models.db import upsert_insert
 from models.tables import Clock, Desk, Item, ItemMessage, RoutingDecision
 
 MIN_DESCRIPTION = 20
@@ -34,7 +36,13 @@ _ITEMS: Table = Item.__table__  # type: ignore[assignment]
 _MESSAGES: Table = ItemMessage.__table__  # type: ignore[assignment]
 _DECISIONS: Table = RoutingDecision.__table__  # type: ignore[assignment]
 _CLOCKS: Table = Clock.__table__  # type: ignore[assignment]
-_RECEIPT_TAKEN = select(_ITEMS.c.id).where(_ITEMS.c.receipt_code == bindparam("code"))
+# A taken receipt code inserts nothing (and returns no id): the unique index decides, in the same statement.
+_INSERT_ITEM = {
+    dialect: upsert_insert(dialect)(_ITEMS)
+    .on_conflict_do_nothing(index_elements=["receipt_code"])
+    .returning(_ITEMS.c.id)
+    for dialect in ("sqlite", "postgresql")
+}
 
 
 @dataclass
@@ -137,11 +145,19 @@ def validate_draft(ctx: Context, draft: Draft) -> Draft:
     )
 
 
-async def _unique_receipt_code(ctx: Context, connection: AsyncConnection) -> str:
+def receipt_codes(prefix: str) -> Iterator[str]:
     while True:
-        code = new_receipt_code(ctx.province.receipt_prefix)
-        if (await connection.execute(_RECEIPT_TAKEN, {"code": code})).first() is None:
-            return code
+        yield new_receipt_code(prefix)
+
+
+async def insert_item(connection: AsyncConnection, values: dict[str, Any], codes: Iterator[str]) -> tuple[int, str]:
+    """Insert an item under the first of ``codes`` that no item has yet: its id and that code."""
+    insert = _INSERT_ITEM[connection.dialect.name]
+    for code in codes:
+        row = (await connection.execute(insert, {**values, "receipt_code": code})).first()
+        if row is not None:
+            return row.id, code
+    raise ValueError("no receipt code left to try")
 
 
 def clock_values(ctx: Context, item_id: int, deadline: Deadline, *, alarm_after: Any = None) -> dict[str, Any]:
@@ -177,11 +193,13 @@ async def submit_item(
     actor: str = "citizen",
     locale: str = "vi",
     recorded_by: int | None = None,
+    codes: Iterator[str] | None = None,
 ) -> Submitted:
     """Create the item from a citizen's draft, in the caller's transaction.
 
     The rows are written with Core statements on the session's connection: filing is the costliest update a
-    citizen sends, and the ORM's unit of work cost more than the statements themselves."""
+    citizen sends, and the ORM's unit of work cost more than the statements themselves. ``codes``: the receipt
+    codes to try, in order (default: random ones)."""
     draft = validate_draft(ctx, draft)
     province = ctx.province
     now = ctx.now()
@@ -213,11 +231,9 @@ async def submit_item(
     received = ctx.local_date(now)
     accept = accept_deadline(province, ctx.calendar, draft.type, received, multi_place=draft.multi_place)
     resolve = resolve_deadline(province, ctx.calendar, draft.type, accept.due, remote=remote, complex=draft.complex)
-    receipt_code = await _unique_receipt_code(ctx, connection)
-    inserted = await connection.execute(
-        _ITEMS.insert(),
+    item_id, receipt_code = await insert_item(
+        connection,
         {
-            "receipt_code": receipt_code,
             "type": draft.type,
             "category": draft.category,
             "commune_code": draft.commune_code,
@@ -236,9 +252,8 @@ async def submit_item(
             "longitude": draft.longitude,
             "received_at": now,
         },
+        codes or receipt_codes(province.receipt_prefix),
     )
-    assert inserted.inserted_primary_key is not None
-    item_id: int = inserted.inserted_primary_key[0]
     await connection.execute(
         _MESSAGES.insert(),
         {
@@ -264,8 +279,6 @@ async def submit_item(
     clocks = [clock_values(ctx, item_id, deadline) for deadline in (accept, resolve) if deadline is not None]
     await connection.execute(_CLOCKS.insert(), clocks)  # one statement for both
     await post_card(ctx, session, item_id, decision.unit_code)
-    # Last: appending locks the audit chain's head until the transaction ends, and every audited write in
-    # every process queues for it.
     await audit.append(
         session,
         action="submit",

@@ -10,7 +10,7 @@ from bot import audit
 from bot.context import Context
 from bot.errors import ValidationError
 from bot.intake import Draft, submit_item
-from bot.receipts import normalise_receipt_code
+from bot.receipts import new_receipt_code, normalise_receipt_code
 from models.tables import AuditEvent, Citizen, Clock, Item, ItemMessage, Outbox, RoutingDecision, UnitChat
 from tests.digest_seed import add_official
 
@@ -55,6 +55,29 @@ async def test_an_anonymous_report_is_routed_and_on_the_clock(ctx: Context) -> N
     assert decision.rule_id == "land-in-commune"
     assert [e.action for e in events] == ["submit"]
     assert events[0].data["unit"] == "ubnd_xa_muong_phang"
+
+
+async def test_a_receipt_code_already_taken_is_passed_over(ctx: Context) -> None:
+    """Receipt codes are random: should a new one equal an existing item's, the next one is tried and both items
+    keep their own."""
+    async with ctx.sessions.begin() as session:
+        first = (await submit_item(ctx, session, land_report(), channel="telegram", channel_id="1001")).item
+    fresh = new_receipt_code("DB")
+    async with ctx.sessions.begin() as session:
+        second = (
+            await submit_item(
+                ctx,
+                session,
+                land_report(),
+                channel="telegram",
+                channel_id="1002",
+                codes=iter([first.receipt_code, fresh]),
+            )
+        ).item
+    assert second.receipt_code == fresh and second.id != first.id
+    async with ctx.sessions() as session:
+        codes = dict((await session.execute(select(Item.id, Item.receipt_code))).all())
+    assert codes == {first.id: first.receipt_code, second.id: fresh}
 
 
 async def test_a_complaint_needs_a_name_and_phone(ctx: Context) -> None:
