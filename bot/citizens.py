@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from sqlalchemy import Table, func
+from sqlalchemy import Executable, Table, func
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.context import Context
@@ -15,24 +16,33 @@ from models.tables import Citizen
 _CITIZENS: Table = Citizen.__table__  # type: ignore[assignment]
 
 
+@functools.cache
+def _upsert(dialect: str, columns: tuple[str, ...]) -> Executable:
+    """``INSERT … ON CONFLICT (lookup_hash) DO UPDATE … RETURNING id`` for a dialect and the ``columns`` an
+    existing citizen takes too; built once each (the values come as parameters)."""
+    statement = upsert_insert(dialect)(_CITIZENS)
+    # Setting the channel to itself when there is nothing else to set: DO UPDATE, unlike DO NOTHING, returns the row.
+    changes: dict[str, Any] = {
+        name: func.coalesce(statement.excluded[name], _CITIZENS.c[name]) for name in columns
+    } or {"channel": statement.excluded.channel}
+    upsert = statement.on_conflict_do_update(index_elements=[_CITIZENS.c.lookup_hash], set_=changes)
+    return upsert.returning(_CITIZENS.c.id)
+
+
 async def _upsert_citizen(
     ctx: Context, connection: AsyncConnection, channel: str, channel_id: str, values: dict[str, Any]
 ) -> int:
     """The id of the citizen behind a chat, created on first contact with ``values``, which an existing citizen
     takes too (a None leaves a column as it was). One statement, ``INSERT … ON CONFLICT DO UPDATE … RETURNING``,
     whether the citizen is new or not; two first messages at once still make one citizen."""
-    statement = upsert_insert(connection.dialect.name)(_CITIZENS).values(
-        channel=channel,
-        lookup_hash=lookup_hash(ctx.keys, channel, channel_id),
-        enc_channel_id=ctx.vault.encrypt(str(channel_id), "citizen.channel_id"),
+    parameters = {
+        "channel": channel,
+        "lookup_hash": lookup_hash(ctx.keys, channel, channel_id),
+        "enc_channel_id": ctx.vault.encrypt(str(channel_id), "citizen.channel_id"),
         **values,
-    )
-    # Setting the channel to itself when there is nothing else to set: DO UPDATE, unlike DO NOTHING, returns the row.
-    changes: dict[str, Any] = {name: func.coalesce(statement.excluded[name], _CITIZENS.c[name]) for name in values} or {
-        "channel": statement.excluded.channel
     }
-    upsert = statement.on_conflict_do_update(index_elements=[_CITIZENS.c.lookup_hash], set_=changes)
-    return int((await connection.execute(upsert.returning(_CITIZENS.c.id))).scalar_one())
+    statement = _upsert(connection.dialect.name, tuple(sorted(values)))
+    return int((await connection.execute(statement, parameters)).scalar_one())
 
 
 async def citizen_id_for_chat(ctx: Context, session: AsyncSession, channel: str, channel_id: str) -> int:
