@@ -14,7 +14,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.context import Context
 from bot.conversation import Conversations
@@ -75,6 +75,23 @@ async def metrics_middleware(
         metrics.observe(route, status, time.perf_counter() - started)
 
 
+@web.middleware
+async def lost_connection_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """A page read once more when the database dropped the connection it used (a restart, a proxy cutting idle
+    connections): with no ping on checkout the first statement on a dead pooled connection fails, SQLAlchemy
+    then discards the pool's older connections, and the second try gets a new one. Only ``GET`` and ``HEAD``,
+    which change nothing; a citizen's updates are handled again by ``bot.conversation`` itself."""
+    try:
+        return await handler(request)
+    except DBAPIError as error:
+        if not error.connection_invalidated or request.method not in ("GET", "HEAD"):
+            raise
+        log.warning("the database connection was lost; reading %s again", request.path)
+        return await handler(request)
+
+
 async def healthz(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     try:
@@ -113,7 +130,7 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 def create_web_app(ctx: Context, conversations: Conversations) -> web.Application:
     """The application with the core routes and the web chat; other channels add theirs."""
-    app = web.Application(middlewares=[metrics_middleware], client_max_size=1024**2)
+    app = web.Application(middlewares=[metrics_middleware, lost_connection_middleware], client_max_size=1024**2)
     app[CONTEXT] = ctx
     app[CONVERSATIONS] = conversations
     app[METRICS] = Metrics()

@@ -203,7 +203,8 @@ def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Asyn
         connect_args.setdefault("server_settings", {})["search_path"] = schema
     # No pre-ping: it is a round trip on every checkout (0.45 ms of CPU per citizen update here). A connection the
     # server dropped fails its first statement instead; SQLAlchemy then discards every pooled connection older
-    # than that, and the citizen path (bot.conversation) handles the update again on a new one.
+    # than that, and the citizen path (bot.conversation) handles the update again on a new one, as the web server
+    # reads a page again (handlers.http.lost_connection_middleware).
     return create_async_engine(url, connect_args=connect_args, **kwargs)
 
 

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 from html import unescape
 from typing import Any
 
 import aiohttp
-from sqlalchemy import event, func, select
+import pytest
+from sqlalchemy import event, func, select, text
 
 from bot.context import Context
 from bot.desks import add_desk
@@ -17,9 +19,10 @@ from bot.intake import Draft, submit_item
 from bot.ratings import NETWORK_DESK_LIMIT
 from bot.receipts import code_from_payload
 from bot.tracking import TRACK_LIMIT
+from models.db import create_engine
 from models.tables import DeskRating, Item
 from qr.payload import sign_desk
-from tests.conftest import TestClock
+from tests.conftest import POSTGRES_URL, TestClock
 
 REPORT = "Cán bộ quầy một cửa yêu cầu nộp thêm tiền ngoài quy định mới nhận hồ sơ của tôi."
 
@@ -313,3 +316,26 @@ def test_every_public_page_string_is_in_both_catalogs() -> None:
             catalog = read_po(handle, locale=locale)
         missing = sorted(key for key in keys if not (catalog.get(key) and catalog.get(key).string))
         assert missing == [], (locale, missing)
+
+
+@pytest.mark.parametrize("database_url", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+async def test_a_page_survives_the_database_dropping_its_connections(ctx: Context, web_url: str) -> None:
+    """PostgreSQL restarted: every pooled connection is dead, and the first page to use one is read again on a
+    new connection instead of answering 500 (there is no ping on checkout)."""
+    payload = await _payload(ctx)
+    async with _client() as http:
+        async with http.get(f"{web_url}/d/{payload}") as response:
+            assert response.status == 200
+        async with contextlib.AsyncExitStack() as stack:  # every connection in the pool, checked out at once
+            pooled = [await stack.enter_async_context(ctx.engine.connect()) for _ in range(ctx.engine.pool.checkedin())]
+            pids = [await connection.scalar(text("SELECT pg_backend_pid()")) for connection in pooled]
+        admin = create_engine(POSTGRES_URL)
+        try:
+            async with admin.connect() as connection:
+                for pid in pids:
+                    assert await connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        finally:
+            await admin.dispose()
+        async with http.get(f"{web_url}/d/{payload}") as response:
+            assert response.status == 200
+            assert "Bộ phận một cửa" in _text(await response.text())
