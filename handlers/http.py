@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from bot.context import Context
 from bot.conversation import Conversations
-from models.tables import Item, Outbox
+from models.tables import AuditEvent, Item, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ class Metrics:
         self.items = Gauge("pakn_items", "Items by status", ["status"], registry=self.registry)
         self.outbox = Gauge("pakn_outbox_messages", "Outbox messages by status", ["status"], registry=self.registry)
         self.database_up = Gauge("pakn_database_up", "1 when the database answers", registry=self.registry)
+        self.unsealed = Gauge(
+            "pakn_audit_unsealed",
+            "Audit events committed but not sealed into the chain yet (the sealer runs every second)",
+            registry=self.registry,
+        )
         self.updates = Counter("pakn_updates", "Chat updates handled", ["channel"], registry=self.registry)
         self._by_route: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
@@ -116,12 +121,16 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
         async with ctx.sessions() as session:
             items = (await session.execute(select(Item.status, func.count()).group_by(Item.status))).all()
             outbox = (await session.execute(select(Outbox.status, func.count()).group_by(Outbox.status))).all()
+            unsealed = await session.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))
+            )
         metrics.items.clear()
         for status, count in items:
             metrics.items.labels(status).set(count)
         metrics.outbox.clear()
         for status, count in outbox:
             metrics.outbox.labels(status).set(count)
+        metrics.unsealed.set(unsealed or 0)
         metrics.database_up.set(1)
     except (OSError, SQLAlchemyError):
         metrics.database_up.set(0)

@@ -4,6 +4,7 @@ sealed into the chain after their commit, so audited writes never wait for each 
 import asyncio
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
 from sqlalchemy import JSON, Boolean, column, select, table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -259,3 +260,20 @@ async def test_a_chain_written_before_sealing_existed_goes_on_after_the_migratio
         assert ids == [1, 2, 3, 4, 5, 6] and head == 6, "back to ids as places"
     finally:
         await engine.dispose()
+
+
+async def test_metrics_count_the_events_waiting_for_their_seal(
+    engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], web_url: str
+) -> None:
+    """An operator can alert on a sealer that has stopped: /metrics says how many events wait for their seal."""
+
+    async def unsealed() -> str:
+        async with aiohttp.ClientSession() as http, http.get(f"{web_url}/metrics") as response:
+            assert response.status == 200
+            text = await response.text()
+        return next(line for line in text.splitlines() if line.startswith("pakn_audit_unsealed "))
+
+    await _append_events(sessions, 3)
+    assert await unsealed() == "pakn_audit_unsealed 3.0"
+    await audit.seal(engine)
+    assert await unsealed() == "pakn_audit_unsealed 0.0"
