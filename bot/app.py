@@ -153,5 +153,9 @@ async def serve(settings: Settings) -> None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await sealer.stop(sealing)
-        await ctx.engine.dispose()
+        try:
+            await sealer.stop(sealing)
+        except Exception:  # the database gone first: the next start (or `pakn audit verify`) seals them
+            log.exception("sealing the last audit events at stop failed")
+        finally:
+            await ctx.engine.dispose()

@@ -11,7 +11,8 @@ before, each of them held that lock until its commit, and under load filings que
 ``verify`` walks the sealed chain and detects an edited row (hash mismatch), a deleted row (gap or broken link),
 a row inserted by hand with a place in the chain (broken link) and a deleted tail (head mismatch). As before,
 the chain cannot stop someone with write access to the database from adding events at its end (now simply by
-inserting them unsealed); an event is also unprotected between its commit and its seal, about a second.
+inserting them unsealed); an event is also unprotected between its commit and its seal: about a second while
+``pakn serve`` runs, until the next ``pakn serve`` or ``pakn audit verify`` for one a command wrote meanwhile.
 """
 
 from __future__ import annotations
@@ -181,13 +182,24 @@ class Sealer:
 class VerifyResult:
     ok: bool
     checked: int
-    bad_event_id: int | None = None
+    bad_place: int | None = None  # the first place in the chain that is wrong
     problem: str = ""
     unsealed: int = 0  # events committed but not sealed yet (``seal`` chains them)
+    bad_row_id: int | None = None  # the id of the event at ``bad_place``, when there is one
+
+
+# The chain in order of places; the events not sealed yet after them, by id.
+CHAIN_ORDER = (_EVENTS.c.seq.is_(None), _EVENTS.c.seq, _EVENTS.c.id)
 
 
 async def verify(session: AsyncSession, batch: int = 5000) -> VerifyResult:
-    """Walk the sealed chain from its first place; report the first event that breaks it (by its place)."""
+    """Walk the sealed chain from its first place; report the first event that breaks it.
+
+    On PostgreSQL a fresh session reads one snapshot (``REPEATABLE READ``): a sealer at work in ``pakn serve``
+    meanwhile would otherwise move the head past the events already walked. (On SQLite the session's
+    ``BEGIN IMMEDIATE`` keeps sealers out.)"""
+    if session.bind is not None and session.bind.dialect.name == "postgresql" and not session.in_transaction():
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
     expected_prev = GENESIS
     expected_seq = 1
     checked = 0
@@ -209,7 +221,9 @@ async def verify(session: AsyncSession, batch: int = 5000) -> VerifyResult:
                     False, checked, expected_seq, f"event {expected_seq} is missing (next is {event.seq})"
                 )
             if event.prev_hash != expected_prev:
-                return VerifyResult(False, checked, event.seq, "link to the previous event is broken")
+                return VerifyResult(
+                    False, checked, event.seq, "link to the previous event is broken", bad_row_id=event.id
+                )
             recomputed = event_hash(
                 expected_prev,
                 expected_seq,
@@ -221,7 +235,9 @@ async def verify(session: AsyncSession, batch: int = 5000) -> VerifyResult:
                 event.created_at,
             )
             if recomputed != event.hash:
-                return VerifyResult(False, checked, event.seq, "contents do not match the recorded hash")
+                return VerifyResult(
+                    False, checked, event.seq, "contents do not match the recorded hash", bad_row_id=event.id
+                )
             expected_prev = recomputed
             expected_seq += 1
             checked += 1

@@ -209,7 +209,9 @@ async def _audit_verify(ctx: Context) -> int:
         print(f"audit chain intact: {result.checked} events verified ({sealed} sealed just now)")
         return EXIT_OK
     print(
-        f"audit chain BROKEN at event {result.bad_event_id}: {result.problem} "
+        f"audit chain BROKEN at event {result.bad_place}"
+        + (f" (row id {result.bad_row_id})" if result.bad_row_id is not None else "")
+        + f": {result.problem} "
         f"({result.checked} events verified before it)",
         file=sys.stderr,
     )

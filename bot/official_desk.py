@@ -400,7 +400,11 @@ class OfficialDesk:
 
     async def _history(self, session: AsyncSession, item: Item, loc: str) -> dict[str, Any]:
         events = (
-            (await session.execute(select(AuditEvent).where(AuditEvent.item_id == item.id).order_by(AuditEvent.id)))
+            (
+                await session.execute(
+                    select(AuditEvent).where(AuditEvent.item_id == item.id).order_by(*audit.CHAIN_ORDER)
+                )
+            )
             .scalars()
             .all()
         )

@@ -13,6 +13,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Table, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.audit import CHAIN_ORDER
 from bot.context import Context
 from bot.i18n import gettext
 from bot.receipts import normalise_receipt_code
@@ -52,7 +53,7 @@ _ITEM_BY_CODE = (
 _PUBLIC_TIMELINE = (
     select(_EVENTS.c.action, _EVENTS.c.created_at)
     .where(_EVENTS.c.item_id == bindparam("item_id"), _EVENTS.c.public.is_(True))
-    .order_by(_EVENTS.c.id)
+    .order_by(*CHAIN_ORDER)
     .limit(TIMELINE_LIMIT)
 )
 

@@ -298,12 +298,12 @@ class TelegramChannel:
             log.info("Telegram polling %s", settings.telegram_api_url)
 
     async def stop(self) -> None:
-        if self._answering:  # a spinner left turning would only time out, but let the answers go out
-            await asyncio.wait(self._answering, timeout=5)
         if self.application.updater is not None and self.application.updater.running:
             await self.application.updater.stop()
         if self.application.running:
             await self.application.stop()
+        if self._answering:  # no new ones now; a spinner left turning would only time out, but let them go out
+            await asyncio.wait(self._answering, timeout=5)
         await self.application.shutdown()
 
     async def _register_commands(self) -> None:

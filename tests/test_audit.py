@@ -77,7 +77,7 @@ async def test_an_edited_row_is_named(engine: AsyncEngine, sessions: async_sessi
     async with sessions.begin() as session:
         await session.execute(text("UPDATE audit_events SET actor = 'someone else' WHERE id = 3"))
     result = await _verify(sessions)
-    assert not result.ok and result.bad_event_id == 3 and "contents" in result.problem
+    assert not result.ok and result.bad_place == 3 and "contents" in result.problem
 
 
 async def test_a_deleted_row_is_named(engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
@@ -86,7 +86,7 @@ async def test_a_deleted_row_is_named(engine: AsyncEngine, sessions: async_sessi
     async with sessions.begin() as session:
         await session.execute(text("DELETE FROM audit_events WHERE id = 2"))
     result = await _verify(sessions)
-    assert not result.ok and result.bad_event_id == 2
+    assert not result.ok and result.bad_place == 2
 
 
 async def test_deleting_the_newest_rows_is_found(
@@ -97,7 +97,7 @@ async def test_deleting_the_newest_rows_is_found(
     async with sessions.begin() as session:
         await session.execute(text("DELETE FROM audit_events WHERE id >= 4"))
     result = await _verify(sessions)
-    assert not result.ok and result.bad_event_id == 4
+    assert not result.ok and result.bad_place == 4
 
 
 async def test_a_row_inserted_by_hand_into_the_chain_is_found(
@@ -116,7 +116,7 @@ async def test_a_row_inserted_by_hand_into_the_chain_is_found(
             {"prev": last_hash, "hash": "f" * 64},
         )
     result = await _verify(sessions)
-    assert not result.ok and result.bad_event_id == 4
+    assert not result.ok and result.bad_place == 4
 
 
 async def test_concurrent_appends_and_two_sealers_keep_one_unbroken_chain(
@@ -192,6 +192,31 @@ async def test_an_audited_write_does_not_wait_for_another_ones_commit(
     assert places == {1: 2, 2: 1}, "each event has the place of its seal, not of its id"
     result = await _verify(sessions)
     assert result.ok and result.checked == 2
+
+
+@POSTGRESQL_ONLY
+async def test_verify_is_not_fooled_by_a_sealer_at_work(
+    ctx_engine_pair: tuple[AsyncEngine, AsyncEngine], sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """`pakn audit verify` while `pakn serve` seals: the head moving on during the walk is no broken chain."""
+    first, second = ctx_engine_pair
+    await _append_events(sessions, 20)
+    await audit.seal(first)
+    busy = True
+
+    async def keep_sealing() -> None:
+        while busy:
+            await _append_events(sessions, 1)
+            await audit.seal(second, batch=1)
+
+    sealing = asyncio.ensure_future(keep_sealing())
+    try:
+        results = [await _verify(sessions) for _ in range(40)]
+    finally:
+        busy = False
+        await sealing
+    assert all(result.ok for result in results), [result.problem for result in results if not result.ok]
+    assert results[-1].checked > 20, "the sealer was at work meanwhile"
 
 
 async def _downgrade(engine: AsyncEngine, revision: str) -> None:
