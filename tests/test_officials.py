@@ -25,6 +25,7 @@ from handlers.http import create_web_app
 from handlers.telegram import TelegramChannel
 from models.tables import AuditEvent, Item, Outbox
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.reports import fill_in_report
 from tests.telegram_user import TelegramUser, plain
 
 TOKEN = "123456:TEST-token"
@@ -103,15 +104,7 @@ async def world(ctx: Context) -> AsyncIterator[World]:
 
 async def file_identified_report(citizen: TelegramUser) -> str:
     await citizen.say("/start")
-    await citizen.press("Gửi phản ánh")
-    await citizen.press("Phản ánh")
-    await citizen.press("Đất đai")
-    await citizen.say("Mường Phăng")
-    await citizen.press("Bỏ qua")
-    await citizen.press("Không")
-    await citizen.say(DESCRIPTION + f" Liên hệ {PHONE}.")
-    await citizen.press("Xong")
-    await citizen.press("Bỏ qua")
+    await fill_in_report(citizen, commune="Mường Phăng", description=DESCRIPTION + f" Liên hệ {PHONE}.")
     await citizen.press("Ghi họ tên")
     await citizen.share_contact("+84987654321", "Lò Thị", "Mai")
     await citizen.press("Giữ tên này")
@@ -289,15 +282,13 @@ async def test_a_hotline_operator_records_a_call(world: World) -> None:
     operator = world.user(7300)
     text = await operator.say("/new")
     assert "Bạn muốn làm gì?" in text
-    await operator.press("Gửi phản ánh")
-    await operator.press("Kiến nghị")
-    await operator.press("Giao thông")
-    await operator.say("Na Sang")
-    await operator.press("Bỏ qua")
-    await operator.press("Không")
-    await operator.say("Cầu treo bản Huổi Lóng bị hỏng mặt cầu, học sinh đi học nguy hiểm.")
-    await operator.press("Xong")
-    await operator.press("Bỏ qua")
+    await fill_in_report(
+        operator,
+        kind="Kiến nghị",
+        category="Giao thông",
+        commune="Na Sang",
+        description="Cầu treo bản Huổi Lóng bị hỏng mặt cầu, học sinh đi học nguy hiểm.",
+    )
     await operator.press("Ghi họ tên")
     await operator.say("0912 000 111")
     await operator.say("Giàng A Páo")

@@ -20,6 +20,7 @@ from bot.outbox import Dispatcher
 from handlers.http import create_web_app
 from handlers.telegram import TelegramChannel, split_text
 from tests.fakes.telegram_api import FakeBotAPI
+from tests.reports import fill_in_report
 from tests.telegram_user import TelegramUser, plain
 
 TOKEN = "123456:TEST-token"
@@ -81,15 +82,7 @@ async def webhook(ctx: Context) -> AsyncIterator[Running]:
 
 async def _file_report(user: TelegramUser) -> str:
     await user.say("/start")
-    await user.press("Gửi phản ánh")
-    await user.press("Phản ánh")
-    await user.press("Môi trường")
-    await user.say("Thanh Minh")
-    await user.press("Bỏ qua")
-    await user.press("Không")
-    await user.say(DESCRIPTION)
-    await user.press("Xong")
-    await user.press("Bỏ qua")
+    await fill_in_report(user, category="Môi trường", commune="Thanh Minh", description=DESCRIPTION)
     await user.press("ẩn danh")
     return await user.press("Gửi")
 

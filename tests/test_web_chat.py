@@ -8,20 +8,13 @@ from yarl import URL
 
 from bot.context import Context
 from tests.chat import WebChat
+from tests.reports import fill_in_report
 
 DESCRIPTION = "Đoạn đường từ bản Noong Bua vào tổ dân phố 5 bị sụt lún, xe máy đi qua rất nguy hiểm."
 
 
 async def file_land_report(chat: WebChat, commune: str = "thanh xuong") -> str:
-    await chat.press("Gửi phản ánh")
-    await chat.press("Phản ánh")
-    await chat.press("Đất đai")
-    await chat.say(commune)
-    await chat.press("Bỏ qua")
-    await chat.press("Không")
-    await chat.say(DESCRIPTION)
-    await chat.press("Xong")
-    await chat.press("Bỏ qua")
+    await fill_in_report(chat, commune=commune, description=DESCRIPTION)
     return await chat.press("ẩn danh")
 
 

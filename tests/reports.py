@@ -1,0 +1,28 @@
+"""The steps of a report, as a citizen takes them in any chat (Telegram or the web chat), up to the choice of
+identity: one place to change when the dialog changes."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Chat(Protocol):
+    async def say(self, text: str) -> str: ...
+
+    async def press(self, label: str) -> str: ...
+
+
+async def fill_in_report(
+    chat: Chat, *, kind: str = "Phản ánh", category: str = "Đất đai", commune: str, description: str
+) -> str:
+    """From the menu to the identity question: kind, category, commune typed, no exact place, not about a
+    unit's conduct, the description, no attachment. Returns the identity question."""
+    await chat.press("Gửi phản ánh")
+    await chat.press(kind)
+    await chat.press(category)
+    await chat.say(commune)
+    await chat.press("Bỏ qua")  # the exact place
+    await chat.press("Không")  # not about a unit's conduct
+    await chat.say(description)
+    await chat.press("Xong")
+    return await chat.press("Bỏ qua")  # no attachment
