@@ -158,6 +158,12 @@ def _report(result: RunResult, profile: Path | None) -> None:
         f"{result.cpu_ms_per_update:.2f} ms CPU/update",
         flush=True,
     )
+    steps = result.extra.get("by_step", [])
+    if steps and result.items:  # the citizen's flow, step by step (the echo bot has no steps)
+        print(
+            "  latency by step (p50 / p99 ms): "
+            + ", ".join(f"{s['update']} {s['p50_ms']:.0f}/{s['p99_ms']:.0f}" for s in steps)
+        )
     if profile is not None and profile.exists():
         costs = top_costs(profile)
         result.extra["profile"] = costs
