@@ -29,6 +29,18 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
         await connection.run_sync(_run)
 
 
+async def downgrade(engine: AsyncEngine, revision: str) -> None:
+    """Migrate the database behind ``engine`` back to ``revision``."""
+
+    def _run(sync_connection: object) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = sync_connection
+        command.downgrade(config, revision)
+
+    async with engine.begin() as connection:
+        await connection.run_sync(_run)
+
+
 async def current_revision(engine: AsyncEngine) -> str | None:
     """The revision the database is at, or None for a database never migrated."""
     from alembic.migration import MigrationContext
@@ -43,4 +55,4 @@ def current_heads() -> tuple[str, ...]:
     return tuple(ScriptDirectory.from_config(alembic_config()).get_heads())
 
 
-__all__ = ["alembic_config", "current_heads", "current_revision", "upgrade"]
+__all__ = ["alembic_config", "current_heads", "current_revision", "downgrade", "upgrade"]

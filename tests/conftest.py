@@ -7,6 +7,7 @@ PAKN_REQUIRE_POSTGRES=1 (set by .ci/run), which turns the skip into a failure.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import time
@@ -133,6 +134,20 @@ class TestClock:
 
     def advance(self, **delta: float) -> None:
         self._set(self.current + timedelta(**delta))
+
+
+async def drop_pooled_connections(engine: AsyncEngine) -> None:
+    """What a PostgreSQL restart does to a pool: every connection it holds is terminated by the server."""
+    async with contextlib.AsyncExitStack() as stack:  # every connection in the pool, checked out at once
+        pooled = [await stack.enter_async_context(engine.connect()) for _ in range(engine.pool.checkedin())]
+        pids = [await connection.scalar(text("SELECT pg_backend_pid()")) for connection in pooled]
+    admin = create_engine(POSTGRES_URL)
+    try:
+        async with admin.connect() as connection:
+            for pid in pids:
+                assert await connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        await admin.dispose()
 
 
 def second_process(ctx: Context) -> Context:

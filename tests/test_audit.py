@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot import audit
 from models.db import create_engine
-from models.migrate import upgrade
+from models.migrate import downgrade, upgrade
 from models.tables import AuditEvent, UTCDateTime
 
 # audit_events as migration 0003 left it: an event's place in the chain was its id.
@@ -219,20 +219,6 @@ async def test_verify_is_not_fooled_by_a_sealer_at_work(
     assert results[-1].checked > 20, "the sealer was at work meanwhile"
 
 
-async def _downgrade(engine: AsyncEngine, revision: str) -> None:
-    from alembic import command
-
-    from models.migrate import alembic_config
-
-    def run(sync_connection: object) -> None:
-        config = alembic_config()
-        config.attributes["connection"] = sync_connection
-        command.downgrade(config, revision)
-
-    async with engine.begin() as connection:
-        await connection.run_sync(run)
-
-
 async def test_a_chain_written_before_sealing_existed_goes_on_after_the_migration(
     database_url: tuple[str, str | None],
 ) -> None:
@@ -276,9 +262,9 @@ async def test_a_chain_written_before_sealing_existed_goes_on_after_the_migratio
         assert sorted(seq for seq in (await _places(sessions)).values() if seq) == [1, 2, 3, 4, 5]
         await _append_events(sessions, 1)
         with pytest.raises(RuntimeError, match="1 audit events are not sealed yet"):
-            await _downgrade(engine, "0003")
+            await downgrade(engine, "0003")
         await audit.seal(engine)
-        await _downgrade(engine, "0003")
+        await downgrade(engine, "0003")
         async with engine.connect() as connection:
             ids = (await connection.execute(text("SELECT id FROM audit_events ORDER BY id"))).scalars().all()
             head = (await connection.execute(text("SELECT last_event_id FROM audit_head"))).scalar_one()

@@ -4,20 +4,18 @@ what another process (or an invite that turns a citizen into an official) change
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from bot.citizens import citizen_id_for_chat
 from bot.context import Context
 from bot.conversation import Conversations, Rendered
 from bot.dialog import Event
 from bot.officials import accept_invite, create_invite
-from models.db import create_engine
 from models.tables import Citizen
-from tests.conftest import POSTGRES_URL
+from tests.conftest import drop_pooled_connections
 
 
 def _payloads(rendered: Rendered) -> list[str]:
@@ -109,16 +107,7 @@ async def test_an_update_survives_the_database_dropping_its_connections(ctx: Con
     conversations = Conversations(ctx)
     chat = "3501"
     await conversations.handle("telegram", chat, _start(), update_id=1)
-    async with contextlib.AsyncExitStack() as stack:  # every connection in the pool, checked out at once
-        pooled = [await stack.enter_async_context(ctx.engine.connect()) for _ in range(ctx.engine.pool.checkedin())]
-        pids = [await connection.scalar(text("SELECT pg_backend_pid()")) for connection in pooled]
-    admin = create_engine(POSTGRES_URL)
-    try:
-        async with admin.connect() as connection:
-            for pid in pids:
-                assert await connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-    finally:
-        await admin.dispose()
+    await drop_pooled_connections(ctx.engine)
     # A process that has not cached this chat: the update takes the general path, the one a citizen's first
     # message takes. (A cached chat's step goes to the state writer, whose failed batch is handled again anyway.)
     types = await Conversations(ctx).handle("telegram", chat, _press("menu:file"), update_id=2)

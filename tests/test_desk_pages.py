@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import re
 from html import unescape
@@ -11,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select
 
 from bot.context import Context
 from bot.desks import add_desk
@@ -19,10 +18,9 @@ from bot.intake import Draft, submit_item
 from bot.ratings import NETWORK_DESK_LIMIT
 from bot.receipts import code_from_payload
 from bot.tracking import TRACK_LIMIT
-from models.db import create_engine
 from models.tables import DeskRating, Item
 from qr.payload import sign_desk
-from tests.conftest import POSTGRES_URL, TestClock
+from tests.conftest import TestClock, drop_pooled_connections
 
 REPORT = "Cán bộ quầy một cửa yêu cầu nộp thêm tiền ngoài quy định mới nhận hồ sơ của tôi."
 
@@ -326,16 +324,7 @@ async def test_a_page_survives_the_database_dropping_its_connections(ctx: Contex
     async with _client() as http:
         async with http.get(f"{web_url}/d/{payload}") as response:
             assert response.status == 200
-        async with contextlib.AsyncExitStack() as stack:  # every connection in the pool, checked out at once
-            pooled = [await stack.enter_async_context(ctx.engine.connect()) for _ in range(ctx.engine.pool.checkedin())]
-            pids = [await connection.scalar(text("SELECT pg_backend_pid()")) for connection in pooled]
-        admin = create_engine(POSTGRES_URL)
-        try:
-            async with admin.connect() as connection:
-                for pid in pids:
-                    assert await connection.scalar(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        finally:
-            await admin.dispose()
+        await drop_pooled_connections(ctx.engine)
         async with http.get(f"{web_url}/d/{payload}") as response:
             assert response.status == 200
             assert "Bộ phận một cửa" in _text(await response.text())
