@@ -178,6 +178,11 @@ class Sealer:
         await seal(self.engine)
 
 
+async def count_unsealed(session: AsyncSession) -> int:
+    """The events committed but not sealed into the chain yet."""
+    return int((await session.execute(select(func.count()).select_from(_EVENTS).where(_UNSEALED))).scalar_one())
+
+
 @dataclass(frozen=True)
 class VerifyResult:
     ok: bool
@@ -247,5 +252,4 @@ async def verify(session: AsyncSession, batch: int = 5000) -> VerifyResult:
     if head_seq != checked or head_hash != expected_prev:
         bad = checked + 1 if head_seq > checked else head_seq
         return VerifyResult(False, checked, bad, f"chain head says {head_seq} events, found {checked}")
-    unsealed = (await session.execute(select(func.count()).select_from(_EVENTS).where(_UNSEALED))).scalar_one()
-    return VerifyResult(True, checked, unsealed=unsealed)
+    return VerifyResult(True, checked, unsealed=await count_unsealed(session))

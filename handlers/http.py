@@ -16,9 +16,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
+from bot import audit
 from bot.context import Context
 from bot.conversation import Conversations
-from models.tables import AuditEvent, Item, Outbox
+from models.tables import Item, Outbox
 
 log = logging.getLogger(__name__)
 
@@ -121,16 +122,14 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
         async with ctx.sessions() as session:
             items = (await session.execute(select(Item.status, func.count()).group_by(Item.status))).all()
             outbox = (await session.execute(select(Outbox.status, func.count()).group_by(Outbox.status))).all()
-            unsealed = await session.scalar(
-                select(func.count()).select_from(AuditEvent).where(AuditEvent.seq.is_(None))
-            )
+            unsealed = await audit.count_unsealed(session)
         metrics.items.clear()
         for status, count in items:
             metrics.items.labels(status).set(count)
         metrics.outbox.clear()
         for status, count in outbox:
             metrics.outbox.labels(status).set(count)
-        metrics.unsealed.set(unsealed or 0)
+        metrics.unsealed.set(unsealed)
         metrics.database_up.set(1)
     except (OSError, SQLAlchemyError):
         metrics.database_up.set(0)
