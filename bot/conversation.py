@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import functools
 import html
-import json
 import logging
 import sqlite3
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from sqlalchemy import Integer, Table, bindparam, select, text
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -447,10 +447,10 @@ class Conversations:
         return Rendered(locale, rendered)
 
     def _seal(self, state: dict[str, Any]) -> bytes:
-        return self.ctx.vault.encrypt(json.dumps(state, ensure_ascii=False), "dialog.state")
+        return self.ctx.vault.encrypt(orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS), "dialog.state")
 
     def _unseal(self, sealed: bytes) -> dict[str, Any]:
-        state: dict[str, Any] = json.loads(self.ctx.vault.decrypt(sealed, "dialog.state"))
+        state: dict[str, Any] = orjson.loads(self.ctx.vault.decrypt(sealed, "dialog.state"))
         return state
 
     # ----------------------------------------------------------------- effects

@@ -221,10 +221,12 @@ class Vault:
     def __repr__(self) -> str:
         return "Vault(<redacted>)"
 
-    def encrypt(self, plaintext: str, purpose: str) -> bytes:
-        """``version (1) | nonce (12) | ciphertext+tag``; a random nonce per call, so equal values differ."""
+    def encrypt(self, plaintext: str | bytes, purpose: str) -> bytes:
+        """``version (1) | nonce (12) | ciphertext+tag``; a random nonce per call, so equal values differ. Text
+        is sealed as UTF-8 (bytes as they are)."""
         nonce = secrets.token_bytes(_NONCE_BYTES)
-        sealed = self._aead.encrypt(nonce, plaintext.encode("utf-8"), purpose.encode("utf-8"))
+        data = plaintext.encode("utf-8") if isinstance(plaintext, str) else plaintext
+        sealed = self._aead.encrypt(nonce, data, purpose.encode("utf-8"))
         return bytes([_VAULT_VERSION]) + nonce + sealed
 
     def decrypt(self, blob: bytes, purpose: str) -> str:

@@ -20,12 +20,12 @@ import base64
 import contextlib
 import hmac
 import io
-import json
 import logging
 import os
 import warnings
 from typing import Any
 
+import orjson
 from aiohttp import web
 from telegram import (
     BotCommand,
@@ -329,8 +329,8 @@ class TelegramChannel:
         if len(raw) > MAX_WEBHOOK_BODY:
             raise web.HTTPRequestEntityTooLarge(max_size=MAX_WEBHOOK_BODY, actual_size=len(raw))
         try:
-            incoming = Incoming.from_json(json.loads(raw))
-        except (UnicodeDecodeError, ValueError):
+            incoming = Incoming.from_json(orjson.loads(raw))
+        except ValueError:  # orjson's JSONDecodeError, bad UTF-8 included
             raise web.HTTPBadRequest(text="malformed update") from None
         # Handled here rather than through PTB's update queue, so that the answer can ride the response.
         reply = WebhookReply()
@@ -339,7 +339,7 @@ class TelegramChannel:
         except Exception as error:  # what PTB's application does with a handler's error
             await self._report_error(incoming, error)
         if reply.call is not None:
-            return web.json_response(reply.call)
+            return web.Response(body=orjson.dumps(reply.call), content_type="application/json")
         return web.Response(text="ok")
 
     async def _on_update(self, update: Update, _context: ContextTypes.DEFAULT_TYPE) -> None:

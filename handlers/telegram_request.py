@@ -24,10 +24,11 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp.helpers import get_env_proxy_for_url
 from telegram._utils.defaultvalue import DefaultValue
 from telegram._utils.logging import get_logger
-from telegram._utils.types import ODVInput
+from telegram._utils.types import JSONDict, ODVInput
 from telegram.error import NetworkError, TimedOut
 from telegram.request import BaseRequest, RequestData
 from yarl import URL
@@ -42,7 +43,7 @@ _POOL_TIMEOUT_MESSAGE = (
 )
 
 
-_FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def _resolve(value: ODVInput[float], default: float | None) -> float | None:
@@ -188,6 +189,16 @@ class AiohttpRequest(BaseRequest):
             self._timeouts[key] = timeout
         return timeout
 
+    @staticmethod
+    def parse_json_payload(payload: bytes) -> JSONDict:
+        """See :meth:`telegram.request.BaseRequest.parse_json_payload`: the same, with orjson (PTB's own, which
+        logs the payload and raises :class:`telegram.error.TelegramError`, for what orjson cannot read)."""
+        try:
+            parsed: JSONDict = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return BaseRequest.parse_json_payload(payload)
+        return parsed
+
     async def do_request(
         self,
         url: str,
@@ -218,11 +229,11 @@ class AiohttpRequest(BaseRequest):
                 for name, (filename, content, mimetype) in files.items():
                     form.add_field(name, content, filename=filename, content_type=mimetype)
                 data = form
-            elif request_data.parameters:
-                # The form aiohttp would make of the dict, encoded here: its FormData machinery cost about a
-                # quarter of a request's CPU.
-                data = request_data.url_encoded_parameters().encode()
-                headers = _FORM_HEADERS
+            elif parameters := request_data.parameters:
+                # A JSON body, which the Bot API takes for any method without files: one orjson call, where
+                # PTB's form (each value through json.dumps, then urlencode) cost tens of microseconds.
+                data = orjson.dumps(parameters)
+                headers = _JSON_HEADERS
 
         read = _resolve(read_timeout, self._read_timeout)
         connect = _resolve(connect_timeout, self._connect_timeout)

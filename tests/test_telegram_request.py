@@ -9,8 +9,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from telegram import Bot, InputFile
-from telegram.error import BadRequest, NetworkError, TimedOut
+from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
 from telegram.request._requestparameter import RequestParameter
 
@@ -52,14 +53,14 @@ def test_defaults_match_httpx_request() -> None:
         AiohttpRequest(connection_pool_size=0)
 
 
-async def test_bot_round_trip_with_user_agent_and_form_encoding(fake: FakeBotAPI) -> None:
+async def test_bot_round_trip_with_user_agent_and_json_body(fake: FakeBotAPI) -> None:
     async with make_bot(fake) as bot:
         assert (await bot.get_me()).username == "pakn_test_bot"
         message = await bot.send_message(42, "Phản ánh đã được tiếp nhận", disable_notification=True)
     assert message.text == "Phản ánh đã được tiếp nhận"
     call = fake.calls_of("sendMessage")[0]
     assert call.headers["User-Agent"] == BaseRequest.USER_AGENT
-    assert call.headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert call.headers["Content-Type"] == "application/json"
     assert call.params == {"chat_id": 42, "text": "Phản ánh đã được tiếp nhận", "disable_notification": True}
 
 
@@ -146,6 +147,33 @@ async def test_dropped_connection_becomes_network_error() -> None:
         await server.wait_closed()
 
 
+async def test_answers_orjson_cannot_read_go_to_ptbs_parser() -> None:
+    """What is not JSON (a proxy's page) is PTB's "Invalid server response"; bytes that are not UTF-8 are
+    replaced, as PTB's own parser does; a JSON answer is read whatever its characters."""
+    bodies = iter(
+        [b"<html>502</html>", b'{"ok": true, "result": "\xff\xfe"}', '{"ok":true,"result":"Điện Biên"}'.encode()]
+    )
+
+    async def answer(_request: web.Request) -> web.Response:
+        return web.Response(body=next(bodies), content_type="application/json")
+
+    app = web.Application()
+    app.router.add_post(f"/bot{TOKEN}/getMe", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with AiohttpRequest() as request:
+            with pytest.raises(TelegramError, match="Invalid server response"):
+                await request.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe")
+            assert await request.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe") == "\ufffd\ufffd"
+            assert await request.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe") == "Điện Biên"
+    finally:
+        await runner.cleanup()
+
+
 async def test_pool_timeout_when_every_connection_is_busy(fake: FakeBotAPI) -> None:
     async with make_bot(fake, AiohttpRequest(connection_pool_size=1, pool_timeout=0.05)) as bot:
         fake.delay = 0.5
@@ -181,7 +209,7 @@ async def test_shutdown_and_initialize_again(fake: FakeBotAPI) -> None:
     await request.shutdown()
 
 
-async def test_do_request_sends_json_parameters_as_form_fields(fake: FakeBotAPI) -> None:
+async def test_do_request_sends_parameters_as_one_json_body(fake: FakeBotAPI) -> None:
     data = RequestData(
         [
             RequestParameter("chat_id", 42, None),
