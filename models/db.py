@@ -65,7 +65,10 @@ class _OneTripCursor:
         connection = self._connection
         begin, connection.begin_pending = connection.begin_pending, False
         commit, connection.commit_after_next = connection.commit_after_next, False
-        outcome: _Outcome = await connection._execute(_run, connection._conn, sql, parameters, many, begin, commit)
+        if connection.inline and not begin and not commit and connection._conn.in_transaction:
+            outcome: _Outcome = _run(connection._conn, sql, parameters, many, begin, commit)
+        else:
+            outcome = await connection._execute(_run, connection._conn, sql, parameters, many, begin, commit)
         self.description, rows, self.rowcount, self.lastrowid = outcome
         self._rows = deque(rows)
         return self
@@ -99,22 +102,24 @@ class _OneTripConnection(aiosqlite.Connection):
     last one when the caller says which that is (:func:`commit_with_next_statement`), and a commit or rollback
     with no transaction open (SQLAlchemy's commit after such a statement, its reset of a connection returned to
     the pool) costs no trip. SQLAlchemy uses a connection for one thing at a time, so reading ``in_transaction`` here,
-    outside the connection's thread, never races a statement.
+    outside the connection's thread, never races a statement, and a statement may run in the event loop's thread
+    instead (``inline``, see :func:`run_statements_inline`).
     """
 
     begin_pending = False
     commit_after_next = False
+    inline = False
 
     def cursor(self) -> _OneTripCursor:  # type: ignore[override]
         return _OneTripCursor(self)
 
     async def commit(self) -> None:
-        self.begin_pending = self.commit_after_next = False
+        self.begin_pending = self.commit_after_next = self.inline = False
         if self._conn.in_transaction:
             await super().commit()
 
     async def rollback(self) -> None:
-        self.begin_pending = self.commit_after_next = False
+        self.begin_pending = self.commit_after_next = self.inline = False
         if self._conn.in_transaction:
             await super().rollback()
 
@@ -126,6 +131,19 @@ def commit_with_next_statement(connection: AsyncConnection) -> None:
     driver = connection.sync_connection.connection.driver_connection if connection.sync_connection else None
     if isinstance(driver, _OneTripConnection):
         driver.commit_after_next = True
+
+
+def run_statements_inline(connection: AsyncConnection) -> None:
+    """On SQLite, run the statements of this transaction after its first one in the event loop's own thread,
+    until it ends; elsewhere (PostgreSQL) nothing changes. Only for transactions of a few short, indexed
+    statements (a citizen's update, a filing): such a statement takes microseconds, less than the hand-off to the
+    connection's thread, and the transaction then holds the connection (the only one in the pool) for that time
+    instead of a turn of the event loop per statement. It cannot wait for a lock: ``BEGIN IMMEDIATE`` took the
+    write lock on the first statement, which, like ``COMMIT`` (which may checkpoint the WAL), still goes through
+    the connection's thread. A long query here would stop the whole process while it runs."""
+    driver = connection.sync_connection.connection.driver_connection if connection.sync_connection else None
+    if isinstance(driver, _OneTripConnection):
+        driver.inline = True
 
 
 async def run_in_sqlite_thread(engine: AsyncEngine, work: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -194,6 +212,7 @@ def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Asyn
             driver = connection.connection.driver_connection
             if isinstance(driver, _OneTripConnection):
                 driver.begin_pending = True  # sent with the first statement
+                driver.inline = False  # until the transaction asks (run_statements_inline)
             else:
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
 
