@@ -30,7 +30,6 @@ from bot.officials import (
     authorise,
     confirm_group_binding,
     group_for_chat,
-    is_official,
     official_for_user,
     request_group_binding,
     unit_officials,
@@ -90,10 +89,6 @@ class OfficialDesk:
         else:
             row.enc_state = sealed
             row.updated_at = self.ctx.now()
-
-    async def is_official(self, user_id: int) -> bool:
-        async with self.ctx.engine.connect() as connection:
-            return await is_official(self.ctx, connection, user_id)
 
     async def operator(self, user_id: int) -> Official | None:
         async with self.ctx.sessions() as session:

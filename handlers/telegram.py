@@ -363,10 +363,7 @@ class TelegramChannel:
                 await self._deliver(reply, chat_id, user_id)
                 return
         text = incoming.text
-        # Whether the sender is an official is asked once: for a command here, for anything else by the citizen's
-        # conversation in its own transaction. The desk's command, hotline and message paths, which look the
-        # official up again, only run for officials (for anyone else in a private chat they answer None or False).
-        official: bool | None = None
+        command = args = None
         if text and text.startswith("/"):
             command, _, args = text[1:].partition(" ")
             command, args = command.split("@", 1)[0].lower(), args.strip()
@@ -374,31 +371,31 @@ class TelegramChannel:
                 reply = await self.desk.start_invite(user_id, incoming.user_name, incoming.language, args)
                 await self._deliver(reply, chat_id, user_id)
                 return
-            if private:
-                official = await self.desk.is_official(user_id)
-            if official or not private:
-                if private and await self._hotline_command(incoming, command):
-                    return
+            if not private:
                 reply = await self.desk.command(
-                    user_id, command, args, chat_id=chat_id, private=private, chat_title=incoming.chat_title
+                    user_id, command, args, chat_id=chat_id, private=False, chat_title=incoming.chat_title
                 )
                 if reply is not None:
                     await self._deliver(reply, chat_id, user_id)
-                    return
+                return
         if not private:
             return
-        # A button's spinner is stopped once: by the first _citizen below even when the sender turns out an official.
-        answer_button = button
-        if not official:
-            if await self._citizen(
-                incoming,
-                channel=CHANNEL,
-                chat_key=str(chat_id),
-                webhook_reply=webhook_reply,
-                unless_official=user_id if official is None else None,
-            ):
+        # Whether the sender is an official is asked by the citizen's conversation, in its own transaction (for a
+        # chat this process wrote last, not even that: becoming an official deletes the chat's citizen state).
+        # What follows it runs for active officials only.
+        if await self._citizen(
+            incoming, channel=CHANNEL, chat_key=str(chat_id), webhook_reply=webhook_reply, unless_official=user_id
+        ):
+            return
+        if command is not None and args is not None:
+            if await self._hotline_command(incoming, command):
                 return
-            answer_button = False
+            reply = await self.desk.command(
+                user_id, command, args, chat_id=chat_id, private=True, chat_title=incoming.chat_title
+            )
+            if reply is not None:
+                await self._deliver(reply, chat_id, user_id)
+                return
         operator = await self.desk.hotline_active(user_id)
         if operator is not None:
             await self._citizen(
@@ -406,12 +403,10 @@ class TelegramChannel:
                 channel=HOTLINE,
                 chat_key=f"op{operator.id}",
                 operator_id=operator.id,
-                answer_button=answer_button,
+                answer_button=False,  # the official's own button: answered by the first _citizen above
             )
             return
         if button:
-            if answer_button:
-                await self._answer_callback(incoming, None)
             return
         attachment = attachment_of(incoming.message) if incoming.message is not None else None
         reply = await self.desk.message(user_id, text or "", attachment)

@@ -300,3 +300,17 @@ async def test_a_hotline_operator_records_a_call(world: World) -> None:
     async with world.ctx.sessions() as session:
         item = (await session.execute(select(Item).where(Item.receipt_code == code.group(0)))).scalar_one()
         assert item.channel == "hotline" and item.recorded_by is not None
+
+
+async def test_a_citizen_who_becomes_an_official_gets_the_officials_commands(world: World) -> None:
+    """The chat's citizen dialog was this process's last write (no officials' check then): after the invite,
+    commands and text are the official's, never the citizen dialog's."""
+    person = world.user(7400)
+    assert "Xin chào!" in await person.say("/start")
+    await person.press("Gửi phản ánh")
+    assert "Chào mừng!" in await world.invite(7400, "ubnd_xa_muong_phang", "officer")
+    assert "Sẵn sàng." in await person.say("/start")
+    assert "Xin chào!" not in await person.say("/help")
+    async with world.ctx.sessions() as session:
+        filed = await session.scalar(select(func.count()).select_from(Item))
+    assert filed == 0
