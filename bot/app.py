@@ -25,7 +25,7 @@ from bot.outbox import Dispatcher, Sender
 from bot.privacy import Vault, load_keys
 from bot.units import sync_units
 from config import Settings, load_province
-from models.db import create_engine, make_session_factory
+from models.db import WalCheckpointer, create_engine, make_session_factory
 from models.migrate import current_heads, current_revision, upgrade
 
 log = logging.getLogger("pakn")
@@ -35,13 +35,14 @@ class StartupError(Exception):
     """A problem that stops ``pakn serve`` with one clear line."""
 
 
-async def build_context(settings: Settings) -> Context:
-    """Load configuration, keys and the database engine; raise StartupError with a one-line reason."""
+async def build_context(settings: Settings, *, checkpoint_in_background: bool = False) -> Context:
+    """Load configuration, keys and the database engine; raise StartupError with a one-line reason.
+    ``checkpoint_in_background``: see :func:`models.db.create_engine` (the caller runs a ``WalCheckpointer``)."""
     province = load_province(settings.province_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_keys(settings.secret_key, settings.key_file)
     try:
-        engine = create_engine(settings.effective_database_url)
+        engine = create_engine(settings.effective_database_url, checkpoint_in_background=checkpoint_in_background)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise StartupError(f"PAKN_DATABASE_URL is not usable: {exc}") from None
     return Context(
@@ -94,7 +95,7 @@ async def serve(settings: Settings) -> None:
     """Run the service until SIGTERM or SIGINT (or cancellation), then stop what is running, in order."""
     from handlers.http import create_web_app, start_site
 
-    ctx = await build_context(settings)
+    ctx = await build_context(settings, checkpoint_in_background=True)
     await prepare_database(ctx, migrate=ctx.engine.url.get_backend_name() == "sqlite")
     conversations = Conversations(ctx)
     app = create_web_app(ctx, conversations)
@@ -121,6 +122,8 @@ async def serve(settings: Settings) -> None:
     )
     sealer = audit.Sealer(ctx.engine)
     sealing = asyncio.create_task(sealer.run_forever(), name="audit sealer")
+    checkpointer = WalCheckpointer(ctx.engine) if ctx.engine.dialect.name == "sqlite" else None
+    checkpointing = asyncio.create_task(checkpointer.run_forever(), name="WAL") if checkpointer else None
     tasks = [
         asyncio.create_task(dispatcher.run_forever(), name="outbox"),
         asyncio.create_task(
@@ -158,4 +161,6 @@ async def serve(settings: Settings) -> None:
         except Exception:  # the database gone first: the next start (or `pakn audit verify`) seals them
             log.exception("sealing the last audit events at stop failed")
         finally:
+            if checkpointer is not None and checkpointing is not None:
+                await checkpointer.stop(checkpointing)
             await ctx.engine.dispose()

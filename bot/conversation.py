@@ -55,7 +55,7 @@ from bot.outbox import Dispatcher, Leased, enqueue_all, queued_for_dispatcher
 from bot.privacy import lookup_hash, normalise_phone
 from bot.ratings import rate_desk
 from bot.tracking import public_timeline, tracked_item
-from models.db import commit_with_next_statement, run_in_sqlite_thread, run_statements_inline
+from models.db import commit_with_next_statement, run_on_sqlite_connection, run_statements_inline
 from models.tables import Citizen, Desk, DialogState, Item, ItemMessage
 
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class _StateWriter:
         updated_at = self.ctx.now()
         when = self._to_date(updated_at) if self._to_date else updated_at
         rows = [(w.sealed, w.saved.version + 1, when, w.saved.row_id, w.saved.version) for w in batch]
-        return await run_in_sqlite_thread(self.ctx.engine, functools.partial(_write_states, rows=rows))
+        return await run_on_sqlite_connection(self.ctx.engine, functools.partial(_write_states, rows=rows))
 
     async def _write_postgresql(self, batch: list[_StateWrite]) -> list[bool]:
         # Two presses of one chat at once both computed from the same version: only the first is written (the

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +18,32 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 _Outcome = tuple[Any, list[Any], int, int | None]
 _T = TypeVar("_T")
+
+log = logging.getLogger(__name__)
+
+# How long an SQLite connection waits for another process's write lock (SQLite's busy handler).
+BUSY_TIMEOUT_MS = 30_000
+
+
+class _LockTaken(Exception):
+    """``BEGIN IMMEDIATE`` found SQLite's write lock held by another process; nothing was done."""
+
+
+def _without_waiting(connection: sqlite3.Connection, work: Callable[..., _T], *args: Any) -> _T:
+    """``work(connection, *args)``, a whole transaction or its start, here and now: when another process holds
+    the write lock, :class:`_LockTaken` at once (the transaction rolled back) instead of the busy handler's wait,
+    which would stop the calling thread — the event loop's, when the caller runs statements inline."""
+    connection.execute("PRAGMA busy_timeout=0")
+    try:
+        return work(connection, *args)
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+            raise
+        if connection.in_transaction:
+            connection.rollback()
+        raise _LockTaken from error
+    finally:
+        connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def _run(connection: sqlite3.Connection, sql: str, parameters: Any, many: bool, begin: bool, commit: bool) -> _Outcome:
@@ -63,12 +92,17 @@ class _OneTripCursor:
 
     async def _go(self, sql: str, parameters: Any, many: bool) -> _OneTripCursor:
         connection = self._connection
+        raw = connection._conn
         begin, connection.begin_pending = connection.begin_pending, False
         commit, connection.commit_after_next = connection.commit_after_next, False
-        if connection.inline and not begin and not commit and connection._conn.in_transaction:
-            outcome: _Outcome = _run(connection._conn, sql, parameters, many, begin, commit)
-        else:
-            outcome = await connection._execute(_run, connection._conn, sql, parameters, many, begin, commit)
+        outcome: _Outcome | None = None
+        if connection.inline and begin:
+            with contextlib.suppress(_LockTaken):  # if another process writes, wait in the connection's thread
+                outcome = _without_waiting(raw, _run, sql, parameters, many, begin, commit)
+        elif connection.inline and raw.in_transaction:  # the write lock is held: nothing to wait for
+            outcome = _run(raw, sql, parameters, many, begin, commit)
+        if outcome is None:
+            outcome = await connection._execute(_run, raw, sql, parameters, many, begin, commit)
         self.description, rows, self.rowcount, self.lastrowid = outcome
         self._rows = deque(rows)
         return self
@@ -102,8 +136,8 @@ class _OneTripConnection(aiosqlite.Connection):
     last one when the caller says which that is (:func:`commit_with_next_statement`), and a commit or rollback
     with no transaction open (SQLAlchemy's commit after such a statement, its reset of a connection returned to
     the pool) costs no trip. SQLAlchemy uses a connection for one thing at a time, so reading ``in_transaction`` here,
-    outside the connection's thread, never races a statement, and a statement may run in the event loop's thread
-    instead (``inline``, see :func:`run_statements_inline`).
+    outside the connection's thread, never races a statement, and a transaction may run in the event loop's
+    thread instead (``inline``, see :func:`run_statements_inline`).
     """
 
     begin_pending = False
@@ -114,14 +148,22 @@ class _OneTripConnection(aiosqlite.Connection):
         return _OneTripCursor(self)
 
     async def commit(self) -> None:
+        inline = self.inline
         self.begin_pending = self.commit_after_next = self.inline = False
         if self._conn.in_transaction:
-            await super().commit()
+            if inline:
+                self._conn.commit()
+            else:
+                await super().commit()
 
     async def rollback(self) -> None:
+        inline = self.inline
         self.begin_pending = self.commit_after_next = self.inline = False
         if self._conn.in_transaction:
-            await super().rollback()
+            if inline:
+                self._conn.rollback()
+            else:
+                await super().rollback()
 
 
 def commit_with_next_statement(connection: AsyncConnection) -> None:
@@ -134,29 +176,71 @@ def commit_with_next_statement(connection: AsyncConnection) -> None:
 
 
 def run_statements_inline(connection: AsyncConnection) -> None:
-    """On SQLite, run the statements of this transaction after its first one in the event loop's own thread,
-    until it ends; elsewhere (PostgreSQL) nothing changes. Only for transactions of a few short, indexed
-    statements (a citizen's update, a filing): such a statement takes microseconds, less than the hand-off to the
-    connection's thread, and the transaction then holds the connection (the only one in the pool) for that time
-    instead of a turn of the event loop per statement. It cannot wait for a lock: ``BEGIN IMMEDIATE`` took the
-    write lock on the first statement, which, like ``COMMIT`` (which may checkpoint the WAL), still goes through
-    the connection's thread. A long query here would stop the whole process while it runs."""
+    """On SQLite, run this transaction in the event loop's own thread, from its ``BEGIN IMMEDIATE`` to its
+    ``COMMIT``; elsewhere (PostgreSQL) nothing changes. Only for transactions of a few short, indexed statements
+    (a citizen's update, a filing): such a statement takes microseconds, less than a hand-off to the connection's
+    thread, and the transaction holds the connection (the only one in the pool) for that long instead of a turn
+    of the busy event loop per statement. The loop never waits for a lock: when another process holds the write
+    lock, the first statement goes to the connection's thread and waits there, and once the lock is taken no
+    statement waits. A long query here would stop the whole process while it runs; so would a ``COMMIT`` that
+    checkpoints the WAL, which is why ``pakn serve`` checkpoints in the background (:class:`WalCheckpointer`)."""
     driver = connection.sync_connection.connection.driver_connection if connection.sync_connection else None
     if isinstance(driver, _OneTripConnection):
         driver.inline = True
 
 
-async def run_in_sqlite_thread(engine: AsyncEngine, work: Callable[[sqlite3.Connection], _T]) -> _T:
-    """Run ``work`` with one of ``engine``'s SQLite connections, in that connection's thread: any number of
-    statements for one hand-off. ``work`` opens and ends its own transaction (``BEGIN IMMEDIATE`` … ``COMMIT``);
-    SQLAlchemy sees a connection checked out and returned unused. Only for SQLite engines made here."""
+async def run_on_sqlite_connection(engine: AsyncEngine, work: Callable[[sqlite3.Connection], _T]) -> _T:
+    """Run ``work`` with one of ``engine``'s SQLite connections: any number of statements for one call. ``work``
+    is one whole, short transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back if it fails), run in the event
+    loop's thread (as :func:`run_statements_inline`), or in the connection's own thread when another process holds
+    the write lock. SQLAlchemy sees a connection checked out and returned unused. Only for SQLite engines made
+    here."""
     async with engine.connect() as connection:
         sync = connection.sync_connection
         driver = sync.connection.driver_connection if sync is not None else None
         if not isinstance(driver, _OneTripConnection):
-            raise TypeError("run_in_sqlite_thread needs an SQLite engine from models.db.create_engine")
-        result: _T = await driver._execute(work, driver._conn)
-        return result
+            raise TypeError("run_on_sqlite_connection needs an SQLite engine from models.db.create_engine")
+        try:
+            return _without_waiting(driver._conn, work)
+        except _LockTaken:
+            result: _T = await driver._execute(work, driver._conn)
+            return result
+
+
+class WalCheckpointer:
+    """Checkpoints an SQLite database's write-ahead log every ``every`` seconds, from a connection of its own in
+    a worker thread, for an engine made with ``checkpoint_in_background=True`` (whose commits never checkpoint).
+    A commit that checkpoints copies the log's pages into the database and syncs it: milliseconds, sometimes
+    tens of them, that the event loop, where a citizen's transactions commit, would wait. ``PASSIVE``: it never
+    waits for, nor stops, the service's reads and writes."""
+
+    def __init__(self, engine: AsyncEngine, every: float = 1.0) -> None:
+        self.path = engine.url.database
+        self.every = every
+        self._connection: sqlite3.Connection | None = None
+
+    def checkpoint(self) -> tuple[int, int]:
+        """One passive checkpoint: (frames in the log, frames now in the database)."""
+        if self._connection is None:
+            self._connection = sqlite3.connect(self.path or "", timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+        _busy, in_log, copied = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        return int(in_log), int(copied)
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.to_thread(self.checkpoint)
+            except Exception:
+                log.exception("checkpointing the SQLite log failed; retrying")
+            await asyncio.sleep(self.every)
+
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        if self._connection is not None:
+            await asyncio.to_thread(self._connection.close)
+            self._connection = None
 
 
 def _sqlite_creator(url: str, connect_args: dict[str, Any]) -> Callable[[], _OneTripConnection]:
@@ -175,7 +259,9 @@ def _sqlite_creator(url: str, connect_args: dict[str, Any]) -> Callable[[], _One
     return creator
 
 
-def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> AsyncEngine:
+def create_engine(
+    url: str, *, schema: str | None = None, checkpoint_in_background: bool = False, **kwargs: Any
+) -> AsyncEngine:
     """Create an async engine.
 
     SQLite runs in WAL mode with foreign keys on, and every transaction starts with ``BEGIN IMMEDIATE``
@@ -185,11 +271,14 @@ def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Asyn
     inside SQLite's busy handler, which sleeps up to 100 ms between tries. Other processes (a second
     ``pakn serve``, the CLI) still queue on the busy timeout. Each statement is one hand-off to the
     connection's thread (:class:`_OneTripCursor`).
+    ``checkpoint_in_background`` (SQLite only): no commit checkpoints the WAL (``wal_autocheckpoint=0``); a
+    :class:`WalCheckpointer` must run (as in ``pakn serve``), or the log is checkpointed when the last connection
+    to the database closes.
     ``schema`` (PostgreSQL only) sets the search path, which is how the tests isolate themselves.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        sqlite_args = {"timeout": 30, **kwargs.pop("connect_args", {})}
+        sqlite_args = {"timeout": BUSY_TIMEOUT_MS / 1000, **kwargs.pop("connect_args", {})}
         if parsed.get_driver_name() == "aiosqlite":
             kwargs.setdefault("async_creator", _sqlite_creator(url, sqlite_args))
             if "poolclass" not in kwargs:
@@ -203,8 +292,10 @@ def create_engine(url: str, *, schema: str | None = None, **kwargs: Any) -> Asyn
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            if checkpoint_in_background:
+                cursor.execute("PRAGMA wal_autocheckpoint=0")
             cursor.close()
 
         @event.listens_for(engine.sync_engine, "begin")

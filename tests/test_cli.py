@@ -209,14 +209,24 @@ async def test_serve_talks_to_a_bot_api_server_by_polling(data_env: dict[str, st
 
 async def test_serve_seals_audit_events_that_any_process_committed(data_env: dict[str, str], tmp_path: Path) -> None:
     """An audited write (here: a filing by another process) leaves its event unsealed; the running service
-    chains it within seconds, so `pakn audit verify` finds nothing left to seal."""
+    chains it within seconds, so `pakn audit verify` finds nothing left to seal. The service's commits leave
+    their pages in SQLite's log, and its checkpointer copies them into the database file within seconds too."""
     assert pakn("db", "upgrade", env=data_env).returncode == 0
     await _submit_one(data_env)
     database = tmp_path / "data" / "pakn.db"
 
-    def unsealed() -> int:
-        with sqlite3.connect(database) as connection:
+    def unsealed(path: Path = database) -> int:
+        with sqlite3.connect(path) as connection:
             return int(connection.execute("SELECT COUNT(*) FROM audit_events WHERE seq IS NULL").fetchone()[0])
+
+    def unsealed_in_database_file() -> int:
+        """What the database file says without its log."""
+        copy = tmp_path / "copy.db"
+        copy.write_bytes(database.read_bytes())
+        try:
+            return unsealed(copy)
+        finally:
+            copy.unlink()
 
     assert unsealed() == 1
     process = _serve({**os.environ, **data_env, "PAKN_PORT": str(unused_port()), "PAKN_TELEGRAM_TOKEN": ""})
@@ -224,6 +234,9 @@ async def test_serve_seals_audit_events_that_any_process_committed(data_env: dic
         deadline = time.monotonic() + 30
         while unsealed():
             assert process.poll() is None and time.monotonic() < deadline, "the service never sealed the event"
+            await asyncio.sleep(0.2)
+        while unsealed_in_database_file():
+            assert process.poll() is None and time.monotonic() < deadline, "the log was never checkpointed"
             await asyncio.sleep(0.2)
     finally:
         process.terminate()

@@ -3,16 +3,25 @@ transaction may run its statements after the first in the event loop's thread, a
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from models.db import commit_with_next_statement, create_engine, run_statements_inline
+from models.db import (
+    WalCheckpointer,
+    commit_with_next_statement,
+    create_engine,
+    run_on_sqlite_connection,
+    run_statements_inline,
+)
 
 
 def _value(path: Path) -> int:
@@ -64,28 +73,31 @@ async def _thread_of_statement(connection: AsyncConnection) -> int:
     return int((await connection.execute(text("SELECT thread_of_statement()"))).scalar_one())
 
 
+async def _engine_with_table(path: Path, **kwargs: Any) -> AsyncEngine:
+    engine = create_engine(f"sqlite+aiosqlite:///{path}", **kwargs)
+    async with engine.begin() as connection:
+        raw = await connection.get_raw_connection()
+        raw.driver_connection._conn.create_function("thread_of_statement", 0, threading.get_ident)
+        await connection.execute(text("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)"))
+        await connection.execute(text("INSERT INTO t VALUES (1)"))
+    return engine
+
+
 async def test_statements_run_inline_only_in_the_transaction_that_asks(tmp_path: Path) -> None:
     path = tmp_path / "inline.db"
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    engine = await _engine_with_table(path)
     here = threading.get_ident()
     try:
         async with engine.begin() as connection:
-            raw = await connection.get_raw_connection()
-            raw.driver_connection._conn.create_function("thread_of_statement", 0, threading.get_ident)
-            await connection.execute(text("CREATE TABLE t (v INTEGER NOT NULL UNIQUE)"))
-            await connection.execute(text("INSERT INTO t VALUES (1)"))
-
-        async with engine.begin() as connection:
             run_statements_inline(connection)
-            first = await _thread_of_statement(connection)  # carries BEGIN IMMEDIATE: may wait for the lock
-            assert first != here
-            assert await _thread_of_statement(connection) == here
+            assert await _thread_of_statement(connection) == here  # BEGIN IMMEDIATE with it: the lock was free
             await connection.execute(text("UPDATE t SET v = 2"))
+            assert await _thread_of_statement(connection) == here
             assert _value(path) == 1  # inline or not, nothing is seen before the commit
         assert _value(path) == 2
 
         async with engine.begin() as connection:  # the next transaction is back in the connection's thread
-            await _thread_of_statement(connection)
+            assert await _thread_of_statement(connection) != here
             assert await _thread_of_statement(connection) != here
 
         with pytest.raises(IntegrityError):
@@ -95,7 +107,90 @@ async def test_statements_run_inline_only_in_the_transaction_that_asks(tmp_path:
                 await connection.execute(text("INSERT INTO t VALUES (3)"))  # fails inline: all rolled back
         assert _value(path) == 2
         async with engine.begin() as connection:  # and a rollback ends the request too
-            await _thread_of_statement(connection)
             assert await _thread_of_statement(connection) != here
+    finally:
+        await engine.dispose()
+
+
+async def test_an_inline_transaction_waits_for_another_process_off_the_event_loop(tmp_path: Path) -> None:
+    """Another process holds the write lock: the transaction waits for it in the connection's thread while the
+    event loop goes on (this test's own steps run), then commits; a group of statements run as one
+    (run_on_sqlite_connection) likewise."""
+    path = tmp_path / "locked.db"
+    engine = await _engine_with_table(path)
+    here = threading.get_ident()
+    other = sqlite3.connect(path, isolation_level=None)
+
+    async def update(value: int) -> int:
+        async with engine.begin() as connection:
+            run_statements_inline(connection)
+            first = await _thread_of_statement(connection)
+            await connection.execute(text("UPDATE t SET v = :v"), {"v": value})
+            assert await _thread_of_statement(connection) == here  # the lock is held now: back inline
+        return first
+
+    def write_many(connection: sqlite3.Connection) -> int:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("UPDATE t SET v = v + 10")
+        connection.execute("COMMIT")
+        return threading.get_ident()
+
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.ensure_future(update(2))
+        await asyncio.sleep(0.2)  # runs: the loop is not stuck in SQLite's busy handler
+        assert not waiting.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(waiting, 10) != here
+        assert _value(path) == 2
+
+        other.execute("BEGIN IMMEDIATE")
+        grouped = asyncio.ensure_future(run_on_sqlite_connection(engine, write_many))
+        await asyncio.sleep(0.2)
+        assert not grouped.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(grouped, 10) != here
+        assert _value(path) == 12
+        assert await run_on_sqlite_connection(engine, write_many) == here  # the lock free: in the loop's thread
+        assert await update(5) == here
+        assert _value(path) == 5
+    finally:
+        other.close()
+        await engine.dispose()
+
+
+async def test_the_log_is_checkpointed_in_the_background_not_by_commits(tmp_path: Path) -> None:
+    """With ``checkpoint_in_background``, a commit leaves its pages in the WAL (the database file alone does not
+    have them) until the WalCheckpointer copies them in."""
+    path = tmp_path / "wal.db"
+    engine = await _engine_with_table(path, checkpoint_in_background=True)
+
+    def in_database_file() -> int | None:
+        """What the database file holds without its log (None: not even the table)."""
+        copy = tmp_path / "copy.db"
+        shutil.copyfile(path, copy)
+        try:
+            with sqlite3.connect(copy) as connection:
+                row = connection.execute("SELECT v FROM t").fetchone()
+        except sqlite3.OperationalError:
+            row = None
+        copy.unlink()
+        return int(row[0]) if row else None
+
+    checkpointer = WalCheckpointer(engine, every=0.05)
+    try:
+        for _ in range(1200):  # a page each: more than the 1,000 at which a commit would checkpoint by itself
+            async with engine.begin() as connection:
+                run_statements_inline(connection)
+                await connection.execute(text("UPDATE t SET v = v + 1"))
+        assert _value(path) == 1201
+        assert in_database_file() is None  # not even the table: every commit so far is in the log only
+        running = asyncio.ensure_future(checkpointer.run_forever())
+        for _ in range(100):
+            if in_database_file() == 1201:
+                break
+            await asyncio.sleep(0.05)
+        assert in_database_file() == 1201
+        await checkpointer.stop(running)
     finally:
         await engine.dispose()
