@@ -8,6 +8,8 @@ import logging
 import sqlite3
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -37,7 +39,7 @@ def _without_waiting(connection: sqlite3.Connection, work: Callable[..., _T], *a
     try:
         return work(connection, *args)
     except sqlite3.OperationalError as error:
-        if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+        if error.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:  # SQLITE_BUSY_RECOVERY and the like too
             raise
         if connection.in_transaction:
             connection.rollback()
@@ -203,8 +205,15 @@ async def run_on_sqlite_connection(engine: AsyncEngine, work: Callable[[sqlite3.
         try:
             return _without_waiting(driver._conn, work)
         except _LockTaken:
+            pass
+        try:
             result: _T = await driver._execute(work, driver._conn)
-            return result
+        except asyncio.CancelledError:
+            # The thread may still be running ``work``: the pool replaces this connection when it is next taken,
+            # closing it (which waits for the thread) instead of using it from the event loop meanwhile.
+            (await connection.get_raw_connection()).invalidate(soft=True)
+            raise
+        return result
 
 
 class WalCheckpointer:
@@ -215,32 +224,48 @@ class WalCheckpointer:
     waits for, nor stops, the service's reads and writes."""
 
     def __init__(self, engine: AsyncEngine, every: float = 1.0) -> None:
-        self.path = engine.url.database
+        database = engine.url.database
+        if not database:
+            raise ValueError("WalCheckpointer needs an SQLite database file")
+        # mode=rw: the database the engine uses, never a new empty one (a path that changed meaning, say).
+        self.uri = f"{Path(database).resolve().as_uri()}?mode=rw"
         self.every = every
         self._connection: sqlite3.Connection | None = None
+        # One thread: a checkpoint and the connection's close never overlap (closing under a running checkpoint
+        # crashes the process).
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wal-checkpoint")
 
     def checkpoint(self) -> tuple[int, int]:
-        """One passive checkpoint: (frames in the log, frames now in the database)."""
+        """One passive checkpoint, in the checkpointer's thread: (frames in the log, frames now in the
+        database)."""
         if self._connection is None:
-            self._connection = sqlite3.connect(self.path or "", timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
+            self._connection = sqlite3.connect(
+                self.uri, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False
+            )
         _busy, in_log, copied = self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         return int(in_log), int(copied)
 
+    def _close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
     async def run_forever(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             try:
-                await asyncio.to_thread(self.checkpoint)
+                await loop.run_in_executor(self._thread, self.checkpoint)
             except Exception:
                 log.exception("checkpointing the SQLite log failed; retrying")
             await asyncio.sleep(self.every)
 
     async def stop(self, task: asyncio.Task[None]) -> None:
+        """Cancel the loop, then close the connection once the checkpoint in flight (if any) has finished."""
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        if self._connection is not None:
-            await asyncio.to_thread(self._connection.close)
-            self._connection = None
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
+        self._thread.shutdown()
 
 
 def _sqlite_creator(url: str, connect_args: dict[str, Any]) -> Callable[[], _OneTripConnection]:

@@ -172,7 +172,7 @@ async def test_the_log_is_checkpointed_in_the_background_not_by_commits(tmp_path
         try:
             with sqlite3.connect(copy) as connection:
                 row = connection.execute("SELECT v FROM t").fetchone()
-        except sqlite3.OperationalError:
+        except sqlite3.DatabaseError:  # no table yet, or a copy torn by a checkpoint writing meanwhile
             row = None
         copy.unlink()
         return int(row[0]) if row else None
@@ -193,4 +193,64 @@ async def test_the_log_is_checkpointed_in_the_background_not_by_commits(tmp_path
         assert in_database_file() == 1201
         await checkpointer.stop(running)
     finally:
+        await engine.dispose()
+
+
+async def test_a_group_write_cancelled_while_waiting_for_the_lock_leaves_no_busy_connection(tmp_path: Path) -> None:
+    """Cancelled while its thread waits for another process's lock, the write's connection is replaced: the next
+    transaction waits for that thread without stopping the event loop, then runs on a new connection."""
+    path = tmp_path / "cancelled.db"
+    engine = await _engine_with_table(path)
+    other = sqlite3.connect(path, isolation_level=None)
+
+    def add_ten(connection: sqlite3.Connection) -> None:
+        connection.execute("BEGIN IMMEDIATE")
+        connection.execute("UPDATE t SET v = v + 10")
+        connection.execute("COMMIT")
+
+    async def triple() -> None:
+        async with engine.begin() as connection:
+            run_statements_inline(connection)
+            await connection.execute(text("UPDATE t SET v = v * 3"))
+
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        write = asyncio.ensure_future(run_on_sqlite_connection(engine, add_ten))
+        await asyncio.sleep(0.2)
+        write.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await write
+        following = asyncio.ensure_future(triple())  # while the cancelled write's thread still waits
+        await asyncio.sleep(0.2)  # runs: the loop is not stuck behind that thread
+        assert not following.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(following, 10)
+        await run_on_sqlite_connection(engine, add_ten)
+        assert _value(path) == 43  # (1 + 10) × 3 + 10: the cancelled write's thread went on, and came first
+    finally:
+        other.close()
+        await engine.dispose()
+
+
+async def test_stopping_the_checkpointer_during_a_checkpoint(tmp_path: Path) -> None:
+    """A stop that comes while a long checkpoint runs waits for it (closing its connection under it would crash
+    the process), and the log is in the database file then."""
+    path = tmp_path / "big.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE blobs (b BLOB)")
+    writer.execute("BEGIN")
+    writer.executemany("INSERT INTO blobs VALUES (randomblob(4000))", [()] * 10_000)  # a log of about 40 MB
+    writer.execute("COMMIT")
+    engine = create_engine(f"sqlite+aiosqlite:///{path}", checkpoint_in_background=True)
+    checkpointer = WalCheckpointer(engine, every=0.01)
+    try:
+        running = asyncio.ensure_future(checkpointer.run_forever())
+        await asyncio.sleep(0.01)
+        await checkpointer.stop(running)
+        in_log, copied = checkpointer.checkpoint()  # a new connection: the last one was closed
+        assert in_log == copied
+    finally:
+        writer.close()
         await engine.dispose()
