@@ -42,7 +42,11 @@ async def build_context(settings: Settings, *, checkpoint_in_background: bool = 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     keys = load_keys(settings.secret_key, settings.key_file)
     try:
-        engine = create_engine(settings.effective_database_url, checkpoint_in_background=checkpoint_in_background)
+        engine = create_engine(
+            settings.effective_database_url,
+            checkpoint_in_background=checkpoint_in_background,
+            pool_size=settings.database_pool_size,
+        )
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         raise StartupError(f"PAKN_DATABASE_URL is not usable: {exc}") from None
     return Context(

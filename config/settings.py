@@ -28,6 +28,9 @@ _BOT_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{4,31}")
 class Settings:
     data_dir: Path = Path("pakn-data")
     database_url: str = ""
+    # PostgreSQL connections each process keeps open (10 more are opened for a burst and closed after it). Too
+    # few, and a busy process keeps opening and closing connections, which costs both sides a lot of CPU.
+    database_pool_size: int = 20
     secret_key: str = ""
     public_url: str = "http://127.0.0.1:8080"
     host: str = "127.0.0.1"
@@ -81,6 +84,14 @@ def _coerce(name: str, value: object, source: str) -> object:
         if rate < 0:
             raise ConfigError(source, name, "must be 0 (no limit) or more")
         return rate
+    if name == "database_pool_size":
+        try:
+            size = int(str(value))
+        except ValueError:
+            raise ConfigError(source, name, f"not a whole number: {value!r}") from None
+        if not 1 <= size <= 1000:
+            raise ConfigError(source, name, f"must be from 1 to 1000, got {size}")
+        return size
     if name == "port":
         try:
             port = int(str(value))

@@ -117,3 +117,15 @@ def test_a_bad_telegram_mode_is_refused() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({"PAKN_TELEGRAM_MODE": "push"})
     assert caught.value.key == "telegram_mode"
+
+
+def test_the_database_pool_size_is_a_whole_number_in_range(tmp_path: Path) -> None:
+    assert load_settings({}).database_pool_size == 20
+    assert load_settings({"PAKN_DATABASE_POOL_SIZE": "50"}).database_pool_size == 50
+    config = tmp_path / "pakn.toml"
+    config.write_text("database_pool_size = 8\n", encoding="utf-8")
+    assert load_settings({"PAKN_CONFIG": str(config)}).database_pool_size == 8
+    for wrong, problem in (("many", "not a whole number: 'many'"), ("0", "must be from 1 to 1000, got 0")):
+        with pytest.raises(ConfigError) as caught:
+            load_settings({"PAKN_DATABASE_POOL_SIZE": wrong})
+        assert (caught.value.key, caught.value.problem) == ("database_pool_size", problem)

@@ -254,3 +254,28 @@ async def test_stopping_the_checkpointer_during_a_checkpoint(tmp_path: Path) -> 
     finally:
         writer.close()
         await engine.dispose()
+
+
+async def test_a_busy_process_keeps_its_connections(database_url: tuple[str, str | None]) -> None:
+    """Twenty requests at a time, five rounds each: on PostgreSQL they share the pool's 20 connections (a pool
+    smaller than the load would open and close connections all along); on SQLite, one."""
+    url, schema = database_url
+    engine = create_engine(url, schema=schema)
+    postgresql = engine.dialect.name == "postgresql"
+    used: set[int] = set()
+
+    async def request() -> None:
+        for _ in range(5):
+            async with engine.connect() as connection:
+                if postgresql:
+                    used.add(int((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one()))
+                else:
+                    await connection.execute(text("SELECT 1"))
+                    used.add(id((await connection.get_raw_connection()).driver_connection))
+                await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.gather(*(request() for _ in range(20)))
+    finally:
+        await engine.dispose()
+    assert len(used) == (20 if postgresql else 1)
