@@ -33,6 +33,7 @@ from sqlalchemy.orm import aliased
 from bot.batching import GroupCommit
 from bot.context import Context
 from bot.i18n import Msg
+from models.db import run_statements_inline
 from models.tables import Citizen, Item, ItemCard, Official, Outbox, UnitChat
 
 log = logging.getLogger(__name__)
@@ -261,6 +262,7 @@ class Dispatcher:
         now = self.ctx.now()
         try:
             async with self.ctx.engine.begin() as connection:
+                run_statements_inline(connection)  # one or two UPDATEs by primary key
                 if delivered:
                     await connection.execute(
                         update(Outbox).where(Outbox.id.in_(delivered)).values(status="sent", error=None, sent_at=now)
