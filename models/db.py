@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,21 @@ log = logging.getLogger(__name__)
 BUSY_TIMEOUT_MS = 30_000
 # PostgreSQL connections a process keeps (PAKN_DATABASE_POOL_SIZE); SQLite's pool holds one.
 DEFAULT_POOL_SIZE = 20
+# A statement run in the event loop's thread that takes longer is logged: the whole process waited for it.
+SLOW_INLINE_SECONDS = 0.02
+
+
+def _inline(sql: str, work: Callable[..., _T], *args: Any) -> _T:
+    """``work(*args)`` in the event loop's thread, with a warning when it held the loop up."""
+    started = time.perf_counter()
+    try:
+        return work(*args)
+    finally:
+        took = time.perf_counter() - started
+        if took > SLOW_INLINE_SECONDS:
+            log.warning(
+                "an SQLite statement held the event loop for %.0f ms: %s", took * 1000, " ".join(sql.split())[:100]
+            )
 
 
 class _LockTaken(Exception):
@@ -102,9 +118,9 @@ class _OneTripCursor:
         outcome: _Outcome | None = None
         if connection.inline and begin:
             with contextlib.suppress(_LockTaken):  # if another process writes, wait in the connection's thread
-                outcome = _without_waiting(raw, _run, sql, parameters, many, begin, commit)
+                outcome = _inline(sql, _without_waiting, raw, _run, sql, parameters, many, begin, commit)
         elif connection.inline and raw.in_transaction:  # the write lock is held: nothing to wait for
-            outcome = _run(raw, sql, parameters, many, begin, commit)
+            outcome = _inline(sql, _run, raw, sql, parameters, many, begin, commit)
         if outcome is None:
             outcome = await connection._execute(_run, raw, sql, parameters, many, begin, commit)
         self.description, rows, self.rowcount, self.lastrowid = outcome
@@ -156,7 +172,7 @@ class _OneTripConnection(aiosqlite.Connection):
         self.begin_pending = self.commit_after_next = self.inline = False
         if self._conn.in_transaction:
             if inline:
-                self._conn.commit()
+                _inline("COMMIT", self._conn.commit)
             else:
                 await super().commit()
 
@@ -205,7 +221,8 @@ async def run_on_sqlite_connection(engine: AsyncEngine, work: Callable[[sqlite3.
         if not isinstance(driver, _OneTripConnection):
             raise TypeError("run_on_sqlite_connection needs an SQLite engine from models.db.create_engine")
         try:
-            return _without_waiting(driver._conn, work)
+            name = getattr(getattr(work, "func", work), "__name__", "statements")  # a partial's function
+            return _inline(name, _without_waiting, driver._conn, work)
         except _LockTaken:
             pass
         try:

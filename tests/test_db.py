@@ -4,9 +4,11 @@ transaction may run its statements after the first in the event loop's thread, a
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -279,3 +281,57 @@ async def test_a_busy_process_keeps_its_connections(database_url: tuple[str, str
     finally:
         await engine.dispose()
     assert len(used) == (20 if postgresql else 1)
+
+
+async def test_an_inline_transaction_cancelled_while_waiting_for_the_lock_leaves_no_busy_connection(
+    tmp_path: Path,
+) -> None:
+    """The first statement of an inline transaction waits in the connection's thread for another process's lock;
+    cancelled there (the service stopping, a client gone), the next transaction neither stops the event loop nor
+    finds a transaction left open on its connection."""
+    path = tmp_path / "cancelled-inline.db"
+    engine = await _engine_with_table(path)
+    other = sqlite3.connect(path, isolation_level=None)
+
+    async def change(statement: str) -> None:
+        async with engine.begin() as connection:
+            run_statements_inline(connection)
+            await connection.execute(text(statement))
+
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        waiting = asyncio.ensure_future(change("UPDATE t SET v = v + 10"))
+        await asyncio.sleep(0.2)
+        waiting.cancel()
+        following = asyncio.ensure_future(change("UPDATE t SET v = v * 3"))
+        await asyncio.sleep(0.2)  # runs: the loop is not stuck behind the cancelled statement's thread
+        assert not following.done()
+        other.execute("COMMIT")
+        with pytest.raises(asyncio.CancelledError):
+            await asyncio.wait_for(waiting, 10)
+        await asyncio.wait_for(following, 10)
+        assert _value(path) == 3  # the cancelled change was never committed
+    finally:
+        other.close()
+        await engine.dispose()
+
+
+async def test_a_slow_statement_run_inline_is_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The event loop waits for an inline statement; one that takes long (here a function that sleeps 50 ms) is
+    named in a warning for the operator, a quick one is not."""
+    engine = await _engine_with_table(tmp_path / "slow.db")
+    try:
+        async with engine.begin() as connection:
+            raw = await connection.get_raw_connection()
+            raw.driver_connection._conn.create_function("pause", 1, lambda ms: time.sleep(ms / 1000) or ms)
+            run_statements_inline(connection)
+            with caplog.at_level(logging.WARNING, logger="models.db"):
+                await connection.execute(text("SELECT v FROM t"))
+                assert not caplog.records
+                await connection.execute(text("SELECT pause(:ms)"), {"ms": 50})
+        assert [record.getMessage()[:44] for record in caplog.records] == [
+            "an SQLite statement held the event loop for "
+        ]
+        assert caplog.records[0].getMessage().endswith("ms: SELECT pause(?)")  # the statement, never its values
+    finally:
+        await engine.dispose()
