@@ -34,6 +34,7 @@ from bot.context import Context
 from bot.digest import PROVINCE, Digest, IsoWeek, ProvinceDigest, compute_digests, compute_province_digest, digest_day
 from bot.digest_render import Details, RenderedDigest, load_all_details, load_details, render_digest
 from bot.outbox import enqueue
+from models.db import read_only_session
 from models.tables import DigestRun, Official
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ async def send_week(
     report = SendReport()
     overdue_label = late_due(ctx, week, now)
     province: ProvinceDigest | None = None
-    async with ctx.sessions() as session:
+    async with read_only_session(ctx.engine) as session:  # seconds of aggregates: not on the chats' connection
         if PROVINCE in targets:
             province = await compute_province_digest(ctx, session, week)
             digests: dict[str, Digest] = dict(province.units)
@@ -158,11 +159,11 @@ async def send_week(
             if digest.is_empty:
                 details = Details([], [])
             elif len(targets) == 1:
-                async with ctx.sessions() as session:
+                async with read_only_session(ctx.engine) as session:
                     details = await load_details(ctx, session, digest)
             else:  # many units: every unit's rows from two queries, not two per unit
                 if shared is None:
-                    async with ctx.sessions() as session:
+                    async with read_only_session(ctx.engine) as session:
                         shared = await load_all_details(ctx, session, week)
                 details = shared.get(key, Details([], []))
             rendered = {

@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.context import Context
 from bot.i18n import gettext
+from models.db import read_only_session
 from models.tables import Clock, Desk, DeskRating, Item
 
 WEEKS = 12
@@ -301,10 +302,10 @@ class ReportCache:
     """The public figures, computed at most once per ``ttl`` however many people ask.
 
     At a province's size the report takes about a second (docs/PERFORMANCE.md: 0.9–1.4 s at 1,000,000 items),
-    and on SQLite its transaction holds the database's only connection meanwhile, so every chat waits: the pages
-    show figures up to ``ttl`` old instead, and requests that come while they are computed share that
-    computation (a request given up does not cancel it). A failed computation is not kept: the next request
-    tries again.
+    read on a connection of its own (``models.db.read_only_session``: on SQLite, not the one every chat's write
+    needs): the pages show figures up to ``ttl`` old instead of computing them per request, and requests that
+    come while they are computed share that computation (a request given up does not cancel it). A failed
+    computation is not kept: the next request tries again.
     """
 
     def __init__(self, ctx: Context, ttl: timedelta = REPORT_TTL) -> None:
@@ -328,7 +329,7 @@ class ReportCache:
                 self._pending = None
 
     async def _compute(self) -> tuple[Report, datetime]:
-        async with self.ctx.sessions() as session:
+        async with read_only_session(self.ctx.engine) as session:
             report = await unit_report(self.ctx, session)
         self._latest = (report, self.ctx.now())
         return self._latest

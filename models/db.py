@@ -8,7 +8,7 @@ import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 _Outcome = tuple[Any, list[Any], int, int | None]
 _T = TypeVar("_T")
@@ -369,6 +370,42 @@ def create_engine(
     # than that, and the citizen path (bot.conversation) handles the update again on a new one, as the web server
     # reads a page again (handlers.http.lost_connection_middleware).
     return create_async_engine(url, connect_args=connect_args, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def read_only_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session for a long read — a report, a digest — that leaves ``engine``'s connections to the service.
+
+    On SQLite, whose pool holds the one connection every write queues for, the session has a read-only
+    connection of its own (``query_only``), opened for it and closed after; its transaction is a plain (deferred)
+    ``BEGIN``, so it reads one snapshot of the database while the service goes on writing (WAL). Elsewhere
+    (PostgreSQL) it is an ordinary session of ``engine``."""
+    if engine.dialect.name != "sqlite":
+        async with AsyncSession(engine, expire_on_commit=False) as session:
+            yield session
+        return
+    reader = create_async_engine(
+        engine.url.render_as_string(hide_password=False),
+        poolclass=NullPool,
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000},
+    )
+
+    @event.listens_for(reader.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # transactions as below, not the driver's own
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA query_only=ON")
+        cursor.close()
+
+    @event.listens_for(reader.sync_engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+    try:
+        async with AsyncSession(reader, expire_on_commit=False) as session:
+            yield session
+    finally:
+        await reader.dispose()
 
 
 def upsert_insert(dialect_name: str) -> Any:

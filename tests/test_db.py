@@ -21,6 +21,7 @@ from models.db import (
     WalCheckpointer,
     commit_with_next_statement,
     create_engine,
+    read_only_session,
     run_on_sqlite_connection,
     run_statements_inline,
 )
@@ -333,5 +334,31 @@ async def test_a_slow_statement_run_inline_is_logged(tmp_path: Path, caplog: pyt
             "an SQLite statement held the event loop for "
         ]
         assert caplog.records[0].getMessage().endswith("ms: SELECT pause(?)")  # the statement, never its values
+    finally:
+        await engine.dispose()
+
+
+async def test_a_long_read_has_a_connection_of_its_own(database_url: tuple[str, str | None]) -> None:
+    """A report's session reads what is committed while a write transaction holds the service's connection (on
+    SQLite the only one), without waiting for it; on SQLite it cannot write."""
+    url, schema = database_url
+    engine = create_engine(url, schema=schema)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE t (v INTEGER NOT NULL)"))
+            await connection.execute(text("INSERT INTO t VALUES (1)"))
+        async with engine.begin() as writing:
+            await writing.execute(text("UPDATE t SET v = 2"))
+
+            async def read() -> int:
+                async with read_only_session(engine) as session:
+                    return int((await session.execute(text("SELECT v FROM t"))).scalar_one())
+
+            assert await asyncio.wait_for(read(), 10) == 1  # the snapshot before the open write
+        assert await read() == 2
+        if engine.dialect.name == "sqlite":
+            with pytest.raises(OperationalError, match="readonly"):
+                async with read_only_session(engine) as session:
+                    await session.execute(text("UPDATE t SET v = 3"))
     finally:
         await engine.dispose()
