@@ -320,7 +320,8 @@ def create_engine(
     process then wait their turn in the pool's FIFO queue (asynchronously) instead of polling the lock
     inside SQLite's busy handler, which sleeps up to 100 ms between tries. Other processes (a second
     ``pakn serve``, the CLI) still queue on the busy timeout. Each statement is one hand-off to the
-    connection's thread (:class:`_OneTripCursor`).
+    connection's thread (:class:`_OneTripCursor`), or none in a transaction run inline
+    (:func:`run_statements_inline`); a long read can have a connection of its own (:func:`read_only_session`).
     ``checkpoint_in_background`` (SQLite only): no commit checkpoints the WAL (``wal_autocheckpoint=0``); a
     :class:`WalCheckpointer` must run (as in ``pakn serve``), or the log is checkpointed when the last connection
     to the database closes.
