@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from telegram import Bot, InputFile
 from telegram.error import BadRequest, NetworkError, TelegramError, TimedOut
 from telegram.request import BaseRequest, RequestData
@@ -159,19 +160,12 @@ async def test_answers_orjson_cannot_read_go_to_ptbs_parser() -> None:
 
     app = web.Application()
     app.router.add_post(f"/bot{TOKEN}/getMe", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    try:
-        async with AiohttpRequest() as request:
-            with pytest.raises(TelegramError, match="Invalid server response"):
-                await request.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe")
-            assert await request.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe") == "\ufffd\ufffd"
-            assert await request.post(f"http://127.0.0.1:{port}/bot{TOKEN}/getMe") == "Điện Biên"
-    finally:
-        await runner.cleanup()
+    async with TestServer(app, host="127.0.0.1") as server, AiohttpRequest() as request:
+        url = str(server.make_url(f"/bot{TOKEN}/getMe"))
+        with pytest.raises(TelegramError, match="Invalid server response"):
+            await request.post(url)
+        assert await request.post(url) == "\ufffd\ufffd"
+        assert await request.post(url) == "Điện Biên"
 
 
 async def test_pool_timeout_when_every_connection_is_busy(fake: FakeBotAPI) -> None:
