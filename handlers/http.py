@@ -19,6 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from bot import audit
 from bot.context import Context
 from bot.conversation import Conversations
+from models.db import sqlite_log_bytes
 from models.tables import Item, Outbox
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ ROUTE_MODULES: tuple[str, ...] = ("handlers.web", "handlers.desk_pages", "handle
 
 
 class Metrics:
-    def __init__(self) -> None:
+    def __init__(self, *, sqlite: bool = False) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "pakn_http_requests", "HTTP requests served", ["route", "status"], registry=self.registry
@@ -43,6 +44,16 @@ class Metrics:
             registry=self.registry,
         )
         self.updates = Counter("pakn_updates", "Chat updates handled", ["channel"], registry=self.registry)
+        self.sqlite_log = (
+            Gauge(
+                "pakn_sqlite_wal_bytes",
+                "Size of SQLite's write-ahead log file: steady while pakn serve checkpoints it every second, "
+                "growing without end if checkpoints stopped",
+                registry=self.registry,
+            )
+            if sqlite
+            else None
+        )
         self._by_route: dict[tuple[str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, route: str, status: int, seconds: float) -> None:
@@ -133,6 +144,8 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
         metrics.database_up.set(1)
     except (OSError, SQLAlchemyError):
         metrics.database_up.set(0)
+    if metrics.sqlite_log is not None:
+        metrics.sqlite_log.set(sqlite_log_bytes(ctx.engine) or 0)
     return web.Response(body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -141,7 +154,7 @@ def create_web_app(ctx: Context, conversations: Conversations) -> web.Applicatio
     app = web.Application(middlewares=[metrics_middleware, lost_connection_middleware], client_max_size=1024**2)
     app[CONTEXT] = ctx
     app[CONVERSATIONS] = conversations
-    app[METRICS] = Metrics()
+    app[METRICS] = Metrics(sqlite=ctx.engine.dialect.name == "sqlite")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics_endpoint)
     for name in ROUTE_MODULES:

@@ -288,6 +288,16 @@ class WalCheckpointer:
         self._thread.shutdown()
 
 
+def sqlite_log_bytes(engine: AsyncEngine) -> int | None:
+    """The size of an SQLite database's write-ahead log file (0 when there is none); None for other databases."""
+    if engine.dialect.name != "sqlite" or not engine.url.database:
+        return None
+    try:
+        return Path(f"{engine.url.database}-wal").stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def _sqlite_creator(url: str, connect_args: dict[str, Any]) -> Callable[[], _OneTripConnection]:
     """The ``async_creator`` of an SQLite engine: the arguments SQLAlchemy would pass, our connection class."""
     probe = create_async_engine(url)

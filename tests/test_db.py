@@ -12,11 +12,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bot.context import Context
 from models.db import (
     WalCheckpointer,
     commit_with_next_statement,
@@ -362,3 +364,20 @@ async def test_a_long_read_has_a_connection_of_its_own(database_url: tuple[str, 
                     await session.execute(text("UPDATE t SET v = 3"))
     finally:
         await engine.dispose()
+
+
+async def test_metrics_show_the_size_of_sqlites_log(ctx: Context, web_url: str) -> None:
+    """An operator can see SQLite's write-ahead log grow (checkpoints stopped); PostgreSQL has no such line."""
+    sqlite = ctx.engine.dialect.name == "sqlite"
+    if sqlite:
+        async with ctx.engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE filler (b BLOB)"))
+            await connection.execute(text("INSERT INTO filler VALUES (zeroblob(100000))"))
+    async with aiohttp.ClientSession() as http, http.get(f"{web_url}/metrics") as response:
+        lines = [line for line in (await response.text()).splitlines() if line.startswith("pakn_sqlite_wal_bytes ")]
+    if not sqlite:
+        assert lines == []
+        return
+    log_file = Path(f"{ctx.engine.url.database}-wal")
+    assert log_file.stat().st_size > 100_000
+    assert lines == [f"pakn_sqlite_wal_bytes {float(log_file.stat().st_size)}"]
