@@ -26,8 +26,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -151,6 +153,29 @@ async def run(args: argparse.Namespace) -> list[RunResult]:
     return results
 
 
+def _ratios(rounds: list[list[RunResult]]) -> dict[str, dict[str, Any]]:
+    """pakn's updates/s and CPU per update over the stock echo bot's, each round's pakn against that round's echo
+    bot (the echo bot's own figure moves by ±20 % between runs on a small VM); over several rounds, the medians."""
+    per_database: dict[str, list[tuple[float, float]]] = {}
+    for results in rounds:
+        echo = next((r for r in results if r.target == "ptb-echo"), None)
+        if echo is None:
+            continue
+        for result in results:
+            if not result.target.startswith("ptb-echo"):
+                per_database.setdefault(result.database, []).append(
+                    (result.updates_per_s / echo.updates_per_s, result.cpu_ms_per_update / echo.cpu_ms_per_update)
+                )
+    return {
+        database: {
+            "throughput": round(statistics.median(t for t, _ in pairs), 2),
+            "cpu_per_update": round(statistics.median(c for _, c in pairs), 2),
+            "rounds": [round(t, 2) for t, _ in pairs],
+        }
+        for database, pairs in per_database.items()
+    }
+
+
 def _report(result: RunResult, profile: Path | None) -> None:
     print(
         f"{result.target} ({result.database}): {result.updates} updates in {result.seconds:.1f} s, "
@@ -212,36 +237,46 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DIR",
         help="py-spy record each server into DIR (needs py-spy; samples the thread holding the GIL)",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run everything this many times, one after the other; the ratios are each round's, and their medians",
+    )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the servers' data directories and logs")
     args = parser.parse_args(argv)
-    if args.citizens < 1 or args.concurrency < 1 or args.processes < 1:
-        parser.error("--citizens, --concurrency and --processes must be at least 1")
+    if args.citizens < 1 or args.concurrency < 1 or args.processes < 1 or args.rounds < 1:
+        parser.error("--citizens, --concurrency, --processes and --rounds must be at least 1")
 
-    results = asyncio.run(run(args))
+    rounds = [asyncio.run(run(args)) for _ in range(args.rounds)]
     info = machine()
     print(f"\nmachine: {info['nproc']} × {info['cpu']}, Python {info['python']}, {info['date']}")
     print(f"{args.citizens} citizens, concurrency {args.concurrency}, fake API delay {args.delay_ms:g} ms\n")
-    print_table([r.as_dict() for r in results], COLUMNS)
-    echo = next((r for r in results if r.target == "ptb-echo"), None)
-    ratios = {}
-    if echo is not None:
+    columns: tuple[tuple[str, str], ...] = COLUMNS
+    rows = [result.as_dict() for each in rounds for result in each]
+    if args.rounds > 1:
+        columns = (("round", "round"), *COLUMNS)
+        rows = [{"round": number, **result.as_dict()} for number, each in enumerate(rounds, 1) for result in each]
+    print_table(rows, columns)
+    ratios = _ratios(rounds)
+    if ratios:
         print()
-        for result in results:
-            if result.target.startswith("ptb-echo"):
-                continue
-            throughput = result.updates_per_s / echo.updates_per_s
-            cpu = result.cpu_ms_per_update / echo.cpu_ms_per_update
-            ratios[result.database] = {"throughput": round(throughput, 2), "cpu_per_update": round(cpu, 2)}
-            print(
-                f"pakn ({result.database}) / stock PTB echo: {throughput:.2f}× its updates/s, "
-                f"{cpu:.2f}× its CPU per update"
+    for database, ratio in ratios.items():
+        print(
+            f"pakn ({database}) / stock PTB echo: {ratio['throughput']:.2f}× its updates/s, "
+            f"{ratio['cpu_per_update']:.2f}× its CPU per update"
+            + (
+                f" (median of {args.rounds} rounds: {', '.join(f'{t:.2f}×' for t in ratio['rounds'])})"
+                if args.rounds > 1
+                else ""
             )
+        )
     if args.json:
         document = {
             "machine": info,
             "command": " ".join(sys.argv),
-            "results": [r.as_dict() for r in results],
+            "results": rows,
             "ratios": ratios,
         }
         Path(args.json).write_text(json.dumps(document, ensure_ascii=False, indent=2))

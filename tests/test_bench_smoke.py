@@ -16,10 +16,16 @@ from bench.harness import CITIZEN_SCRIPT
 
 def test_webhook_flow_runs_citizens_and_the_echo_baseline(tmp_path: Path) -> None:
     out = tmp_path / "flow.json"
-    argv = ["-n", "3", "-c", "3", "--quiet", "0.1", "--max-seconds", "60", "--json", str(out)]
+    argv = ["-n", "3", "-c", "3", "--quiet", "0.1", "--max-seconds", "60", "--rounds", "2", "--json", str(out)]
     assert webhook_flow.main(argv) == 0
     document = json.loads(out.read_text())
-    pakn, echo = document["results"]
+    assert [(r["round"], r["target"]) for r in document["results"]] == [
+        (1, "pakn"),
+        (1, "ptb-echo"),
+        (2, "pakn"),
+        (2, "ptb-echo"),
+    ]
+    pakn, echo = document["results"][2:]
     assert (pakn["target"], pakn["database"], echo["target"]) == ("pakn", "sqlite", "ptb-echo")
     for result in (pakn, echo):
         assert result["citizens"] == 3 and result["errors"] == 0
@@ -30,6 +36,10 @@ def test_webhook_flow_runs_citizens_and_the_echo_baseline(tmp_path: Path) -> Non
     assert pakn["api_calls"]["answerCallbackQuery"] == 3 * sum(kind == "button" for kind, _ in CITIZEN_SCRIPT)
     assert echo["replies_per_update"] == [1] * len(CITIZEN_SCRIPT)
     assert set(document["ratios"]) == {"sqlite"}
+    ratio = document["ratios"]["sqlite"]
+    each = [r["updates_per_s"] for r in document["results"]]
+    assert ratio["rounds"] == [round(each[0] / each[1], 2), round(each[2] / each[3], 2)]  # each round's own echo
+    assert ratio["throughput"] == round((each[0] / each[1] + each[2] / each[3]) / 2, 2)  # the median of two
 
 
 def test_scale_seeds_and_measures_with_indexes(tmp_path: Path) -> None:
