@@ -81,15 +81,22 @@ _SELECT_STATE_UNLESS_OFFICIAL = (
 _INSERT_STATE = _STATES.insert()
 # The same UPDATE as _UPDATE_STATE, for sqlite3 itself (the state writer's batches bypass SQLAlchemy).
 _SQLITE_UPDATE_STATE = (
-    "UPDATE dialog_states SET enc_state = ?, version = ?, updated_at = ? WHERE id = ? AND version = ?"
+    "UPDATE dialog_states SET enc_state = ?, version = ?, updated_at = ? WHERE id = ? AND version = ? AND chat_hash = ?"
 )
 # The state writer's batch on PostgreSQL: many chats' states in one statement, each with its version check.
 _POSTGRESQL_UPDATE_STATES = text(
     "UPDATE dialog_states AS d SET enc_state = v.enc_state, version = v.version + 1, updated_at = :updated_at "
-    "FROM unnest(CAST(:ids AS integer[]), CAST(:versions AS integer[]), CAST(:states AS bytea[])) "
-    "AS v(id, version, enc_state) WHERE d.id = v.id AND d.version = v.version RETURNING d.id"
+    "FROM unnest(CAST(:ids AS integer[]), CAST(:versions AS integer[]), CAST(:states AS bytea[]), "
+    "CAST(:hashes AS text[])) AS v(id, version, enc_state, chat_hash) "
+    "WHERE d.id = v.id AND d.version = v.version AND d.chat_hash = v.chat_hash RETURNING d.id"
 ).columns(id=Integer)
-_UPDATE_STATE = _STATES.update().where(_STATES.c.id == bindparam("s_id"), _STATES.c.version == bindparam("s_version"))
+# The version check, and the chat's hash: a deleted chat's row number can be a new chat's (SQLite reuses the
+# highest), at the same version, and a process that kept the deleted state must not write over the new one.
+_UPDATE_STATE = _STATES.update().where(
+    _STATES.c.id == bindparam("s_id"),
+    _STATES.c.version == bindparam("s_version"),
+    _STATES.c.chat_hash == bindparam("s_chat_hash"),
+)
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,7 @@ def _write_states(connection: sqlite3.Connection, rows: list[tuple[Any, ...]]) -
 @dataclass(frozen=True)
 class _StateWrite:
     saved: _SavedState  # the row and version the new state was computed from
+    chat_hash: str
     sealed: bytes
 
 
@@ -200,9 +208,10 @@ class _StateWriter:
         self._autocommit = ctx.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._batches: GroupCommit[_StateWrite, bool] = GroupCommit(self._write_batch)
 
-    async def write(self, saved: _SavedState, sealed: bytes) -> bool:
-        """Write ``sealed`` over version ``saved.version``; True once committed, False when the row had changed."""
-        return await self._batches.submit(_StateWrite(saved, sealed))
+    async def write(self, saved: _SavedState, chat_hash: str, sealed: bytes) -> bool:
+        """Write ``sealed`` over version ``saved.version`` of the chat's row; True once committed, False when the
+        row had changed (or is no longer the chat's)."""
+        return await self._batches.submit(_StateWrite(saved, chat_hash, sealed))
 
     async def _write_batch(self, batch: list[_StateWrite]) -> list[bool]:
         try:
@@ -214,7 +223,7 @@ class _StateWriter:
     async def _write_sqlite(self, batch: list[_StateWrite]) -> list[bool]:
         updated_at = self.ctx.now()
         when = self._to_date(updated_at) if self._to_date else updated_at
-        rows = [(w.sealed, w.saved.version + 1, when, w.saved.row_id, w.saved.version) for w in batch]
+        rows = [(w.sealed, w.saved.version + 1, when, w.saved.row_id, w.saved.version, w.chat_hash) for w in batch]
         return await run_on_sqlite_connection(self.ctx.engine, functools.partial(_write_states, rows=rows))
 
     async def _write_postgresql(self, batch: list[_StateWrite]) -> list[bool]:
@@ -228,6 +237,7 @@ class _StateWriter:
                     "ids": list(firsts),
                     "versions": [w.saved.version for w in firsts.values()],
                     "states": [w.sealed for w in firsts.values()],
+                    "hashes": [w.chat_hash for w in firsts.values()],
                     "updated_at": self.ctx.now(),
                 },
             )
@@ -394,6 +404,7 @@ class Conversations:
                 {
                     "s_id": saved.row_id,
                     "s_version": saved.version,
+                    "s_chat_hash": chat_hash,
                     "enc_state": sealed,
                     "version": saved.version + 1,
                     "updated_at": now,
@@ -441,7 +452,7 @@ class Conversations:
         locale = step.state.get("locale", "vi")
         rendered = [render_reply(reply, locale) for reply in step.replies]
         sealed = self._seal(_with_recent_updates(step.state, recent))
-        if not await self.writer.write(saved, sealed):
+        if not await self.writer.write(saved, key[1], sealed):
             self.states.drop(key)
             return None
         self.states.put(key, _SavedState(saved.row_id, saved.version + 1, sealed))

@@ -7,14 +7,15 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bot.citizens import citizen_id_for_chat
 from bot.context import Context
 from bot.conversation import Conversations, Rendered
 from bot.dialog import Event
 from bot.officials import accept_invite, create_invite
-from models.tables import Citizen
+from bot.privacy import lookup_hash
+from models.tables import Citizen, DialogState
 from tests.conftest import drop_pooled_connections
 
 
@@ -114,3 +115,30 @@ async def test_an_update_survives_the_database_dropping_its_connections(ctx: Con
     assert "type:phan_anh" in _payloads(types)
     categories = await Conversations(ctx).handle("telegram", chat, _press("type:phan_anh"), update_id=3)
     assert any(payload.startswith("cat:") for payload in _payloads(categories))
+
+
+async def test_a_deleted_chats_row_number_given_to_another_chat_is_not_written_over(ctx: Context) -> None:
+    """A chat's state row deleted (an invite accepted, housekeeping) while this process keeps a copy of it, and its
+    number given to a new chat's row (SQLite reuses the highest row number): the old chat's next update must not
+    write over the new chat's state, whose number and version it matches."""
+    conversations = Conversations(ctx)
+    first, second = "3501", "3502"
+    await conversations.handle("telegram", first, _start(), update_id=1)
+    first_hash = lookup_hash(ctx.keys, "telegram", first)
+    async with ctx.sessions.begin() as session:
+        (first_row,) = (await session.execute(select(DialogState.id).where(DialogState.chat_hash == first_hash))).one()
+        await session.execute(delete(DialogState).where(DialogState.id == first_row))
+    await conversations.handle("telegram", second, _start(), update_id=1)
+    second_hash = lookup_hash(ctx.keys, "telegram", second)
+    async with ctx.sessions() as session:
+        second_row = (await session.execute(select(DialogState.id).where(DialogState.chat_hash == second_hash))).one()
+    if ctx.engine.dialect.name == "sqlite":
+        assert second_row.id == first_row  # the case under test: the same row number, the same version (1)
+
+    types = await conversations.handle("telegram", first, _press("menu:file"), update_id=2)
+    assert "type:phan_anh" in _payloads(types)  # the first chat goes on, from a state of its own
+    async with ctx.sessions() as session:
+        rows = dict((await session.execute(select(DialogState.chat_hash, DialogState.version))).all())
+    assert rows[second_hash] == 1, "the second chat's state was written over"
+    menu = await conversations.handle("telegram", second, _press("menu:file"), update_id=2)
+    assert "type:phan_anh" in _payloads(menu)
