@@ -28,8 +28,7 @@ _BOT_USERNAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{4,31}")
 class Settings:
     data_dir: Path = Path("pakn-data")
     database_url: str = ""
-    # PostgreSQL connections each process keeps open (10 more are opened for a burst and closed after it). Too
-    # few, and a busy process keeps opening and closing connections, which costs both sides a lot of CPU.
+    # PostgreSQL connections each process keeps open, and at most uses (a transaction beyond them waits for one).
     database_pool_size: int = 20
     secret_key: str = ""
     public_url: str = "http://127.0.0.1:8080"
