@@ -71,83 +71,92 @@ COLUMNS = (
 )
 
 
-async def run(args: argparse.Namespace) -> list[RunResult]:
+async def run(args: argparse.Namespace, *, echo_first: bool = False) -> list[RunResult]:
+    """One round: pakn on each database, then the echo bot(s) (``echo_first``: the other way round, so that rounds
+    alternate and a machine that drifts during a round does not always favour the same side)."""
     results: list[RunResult] = []
     fake = ArrivalFake(delay=args.delay_ms / 1000.0)
     await fake.start()
     profile_dir: Path | None = Path(args.profile) if args.profile else None
     if profile_dir is not None:
         profile_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with workdir(keep=args.keep) as root:
-            for index, database in enumerate([] if args.no_pakn else args.database_url or ["sqlite"]):
-                fresh = ""
-                if database != "sqlite":
-                    fresh = await create_database(database)
-                try:
-                    directory = root / f"run{index}"
-                    directory.mkdir()
-                    servers = []
-                    try:
-                        for number in range(args.processes):
-                            servers.append(
-                                await start_pakn(fake, directory, fresh, name=f"pakn{number}", migrate=number == 0)
-                            )
-                        webhooks = [server.webhook_url for server in servers]
-                        async with Driver(fake, webhooks, timeout=args.timeout) as driver:
-                            result = await measure(
-                                target="pakn" if args.processes == 1 else f"pakn ×{args.processes}",
-                                database=display_url(database).rsplit("/", 1)[0] if fresh else "sqlite",
-                                server=servers,
-                                driver=driver,
-                                script=CITIZEN_SCRIPT,
-                                citizens=args.citizens,
-                                concurrency=args.concurrency,
-                                max_seconds=args.max_seconds,
-                                first_chat=FIRST_CHAT + index * 10_000_000,
-                                counts_items=True,
-                                quiet=args.quiet,
-                                profile=profile_dir / f"pakn-{index}.txt" if profile_dir else None,
-                            )
-                    finally:
-                        for server in servers:
-                            server.stop()
-                finally:
-                    if fresh:
-                        await drop_database(fresh)
-                result.database = "postgresql" if fresh else "sqlite"
-                results.append(result)
-                _report(result, profile_dir / f"pakn-{index}.txt" if profile_dir else None)
-            transports = [] if args.no_echo else ["httpx"]
-            if args.echo_aiohttp:
-                transports.append("aiohttp")
-            for offset, transport in enumerate(transports):
-                directory = root / f"echo-{transport}"
+
+    async def run_pakn(root: Path) -> None:
+        for index, database in enumerate([] if args.no_pakn else args.database_url or ["sqlite"]):
+            fresh = ""
+            if database != "sqlite":
+                fresh = await create_database(database)
+            try:
+                directory = root / f"run{index}"
                 directory.mkdir()
-                server = await start_echo(
-                    fake, directory, concurrent_updates=args.echo_concurrent_updates, transport=transport
-                )
-                name = "ptb-echo" if transport == "httpx" else "ptb-echo+aiohttp"
+                servers = []
                 try:
-                    async with Driver(fake, fake.webhook_url or "", timeout=args.timeout) as driver:
+                    for number in range(args.processes):
+                        servers.append(
+                            await start_pakn(fake, directory, fresh, name=f"pakn{number}", migrate=number == 0)
+                        )
+                    webhooks = [server.webhook_url for server in servers]
+                    async with Driver(fake, webhooks, timeout=args.timeout) as driver:
                         result = await measure(
-                            target=name,
-                            database="-",
-                            server=server,
+                            target="pakn" if args.processes == 1 else f"pakn ×{args.processes}",
+                            database=display_url(database).rsplit("/", 1)[0] if fresh else "sqlite",
+                            server=servers,
                             driver=driver,
-                            script=echo_script(len(CITIZEN_SCRIPT)),
+                            script=CITIZEN_SCRIPT,
                             citizens=args.citizens,
                             concurrency=args.concurrency,
                             max_seconds=args.max_seconds,
-                            first_chat=FIRST_CHAT + (90 + offset) * 1_000_000,
-                            counts_items=False,
+                            first_chat=FIRST_CHAT + index * 10_000_000,
+                            counts_items=True,
                             quiet=args.quiet,
-                            profile=profile_dir / f"{name}.txt" if profile_dir else None,
+                            profile=profile_dir / f"pakn-{index}.txt" if profile_dir else None,
                         )
                 finally:
-                    server.stop()
-                results.append(result)
-                _report(result, profile_dir / f"{name}.txt" if profile_dir else None)
+                    for server in servers:
+                        server.stop()
+            finally:
+                if fresh:
+                    await drop_database(fresh)
+            result.database = "postgresql" if fresh else "sqlite"
+            results.append(result)
+            _report(result, profile_dir / f"pakn-{index}.txt" if profile_dir else None)
+
+    async def run_echo(root: Path) -> None:
+        transports = [] if args.no_echo else ["httpx"]
+        if args.echo_aiohttp:
+            transports.append("aiohttp")
+        for offset, transport in enumerate(transports):
+            directory = root / f"echo-{transport}"
+            directory.mkdir()
+            server = await start_echo(
+                fake, directory, concurrent_updates=args.echo_concurrent_updates, transport=transport
+            )
+            name = "ptb-echo" if transport == "httpx" else "ptb-echo+aiohttp"
+            try:
+                async with Driver(fake, fake.webhook_url or "", timeout=args.timeout) as driver:
+                    result = await measure(
+                        target=name,
+                        database="-",
+                        server=server,
+                        driver=driver,
+                        script=echo_script(len(CITIZEN_SCRIPT)),
+                        citizens=args.citizens,
+                        concurrency=args.concurrency,
+                        max_seconds=args.max_seconds,
+                        first_chat=FIRST_CHAT + (90 + offset) * 1_000_000,
+                        counts_items=False,
+                        quiet=args.quiet,
+                        profile=profile_dir / f"{name}.txt" if profile_dir else None,
+                    )
+            finally:
+                server.stop()
+            results.append(result)
+            _report(result, profile_dir / f"{name}.txt" if profile_dir else None)
+
+    try:
+        with workdir(keep=args.keep) as root:
+            for part in (run_echo, run_pakn) if echo_first else (run_pakn, run_echo):
+                await part(root)
     finally:
         await fake.stop()
     return results
@@ -241,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         "--rounds",
         type=int,
         default=1,
-        help="run everything this many times, one after the other; the ratios are each round's, and their medians",
+        help="run everything this many times, one after the other (every other round the echo bot first); the "
+        "ratios are each round's, and their medians",
     )
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--keep", action="store_true", help="keep the servers' data directories and logs")
@@ -249,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.citizens < 1 or args.concurrency < 1 or args.processes < 1 or args.rounds < 1:
         parser.error("--citizens, --concurrency, --processes and --rounds must be at least 1")
 
-    rounds = [asyncio.run(run(args)) for _ in range(args.rounds)]
+    rounds = [asyncio.run(run(args, echo_first=number % 2 == 1)) for number in range(args.rounds)]
     info = machine()
     print(f"\nmachine: {info['nproc']} × {info['cpu']}, Python {info['python']}, {info['date']}")
     print(f"{args.citizens} citizens, concurrency {args.concurrency}, fake API delay {args.delay_ms:g} ms\n")
