@@ -363,7 +363,8 @@ class TelegramChannel:
                 await self._deliver(reply, chat_id, user_id)
                 return
         text = incoming.text
-        command = args = None
+        command: str | None = None
+        args = ""
         if text and text.startswith("/"):
             command, _, args = text[1:].partition(" ")
             command, args = command.split("@", 1)[0].lower(), args.strip()
@@ -387,7 +388,7 @@ class TelegramChannel:
             incoming, channel=CHANNEL, chat_key=str(chat_id), webhook_reply=webhook_reply, unless_official=user_id
         ):
             return
-        if command is not None and args is not None:
+        if command is not None:
             if await self._hotline_command(incoming, command):
                 return
             reply = await self.desk.command(
