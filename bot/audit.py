@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from models.db import upsert_insert
+from models.db import begin, upsert_insert
 from models.tables import AuditEvent, AuditHead, utcnow
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ async def seal(engine: AsyncEngine, batch: int = 1000) -> int:
     next place when it is seen, so places follow the order of sealing, not of ids."""
     sealed = 0
     while True:
-        async with engine.begin() as connection:
+        async with begin(engine) as connection:
             if (await connection.execute(_ANY_UNSEALED)).first() is None:
                 return sealed
             last_seq, last_hash = await _locked_head(connection)

@@ -55,7 +55,7 @@ from bot.outbox import Dispatcher, Leased, enqueue_all, queued_for_dispatcher
 from bot.privacy import lookup_hash, normalise_phone
 from bot.ratings import rate_desk
 from bot.tracking import public_timeline, tracked_item
-from models.db import commit_with_next_statement, run_on_sqlite_connection, run_statements_inline
+from models.db import begin, commit_with_next_statement, run_on_sqlite_connection, run_statements_inline
 from models.tables import Citizen, Desk, DialogState, Item, ItemMessage
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,7 @@ class Conversations:
             return moved
         for attempt in range(MAX_ATTEMPTS):
             try:
-                async with self.ctx.engine.begin() as connection:
+                async with begin(self.ctx.engine) as connection:
                     run_statements_inline(connection)  # a citizen's update: a few short statements
                     unit = _Unit(self.ctx, connection)
                     try:

@@ -33,7 +33,7 @@ from sqlalchemy.orm import aliased
 from bot.batching import GroupCommit
 from bot.context import Context
 from bot.i18n import Msg
-from models.db import run_statements_inline
+from models.db import begin, run_statements_inline
 from models.tables import Citizen, Item, ItemCard, Official, Outbox, UnitChat
 
 log = logging.getLogger(__name__)
@@ -261,7 +261,7 @@ class Dispatcher:
         handed_back = [row_id for _, rest in batch for row_id in rest]
         now = self.ctx.now()
         try:
-            async with self.ctx.engine.begin() as connection:
+            async with begin(self.ctx.engine) as connection:
                 run_statements_inline(connection)  # one or two UPDATEs by primary key
                 if delivered:
                     await connection.execute(

@@ -212,13 +212,67 @@ def run_statements_inline(connection: AsyncConnection) -> None:
         driver.inline = True
 
 
+def _returns_without_waiting(connection: AsyncConnection) -> bool:
+    """Whether giving ``connection`` back to the pool is sure to wait for nothing: an SQLite connection of ours
+    with no transaction open (its reset is a rollback that costs no trip, see :class:`_OneTripConnection`)."""
+    sync = connection.sync_connection
+    if sync is None or sync.closed or sync.invalidated or sync.dialect.name != "sqlite":
+        return False  # (``sync.connection`` would reconnect an invalidated connection)
+    driver = sync.connection.driver_connection
+    return isinstance(driver, _OneTripConnection) and not driver._conn.in_transaction
+
+
+async def _release(connection: AsyncConnection) -> None:
+    """Close ``connection``, in the calling task when that cannot wait for anything.
+
+    SQLAlchemy closes the connection of ``async with engine.begin()`` (``connect()``) in a task of its own, so
+    that a cancellation cannot cut the close short. Under load that task starts a whole turn of the event loop
+    later, and meanwhile the connection stays checked out — on SQLite the pool's only one, which every other
+    transaction then waits for. A close that waits for nothing has nothing to cut short; any other is left to
+    SQLAlchemy."""
+    if _returns_without_waiting(connection):
+        await connection.close()
+    else:
+        await connection.__aexit__(None, None, None)
+
+
+@contextlib.asynccontextmanager
+async def connect(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.connect()``, its connection given back as :func:`_release` says."""
+    connection = await engine.connect()
+    try:
+        yield connection
+    finally:
+        await _release(connection)
+
+
+@contextlib.asynccontextmanager
+async def begin(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """``engine.begin()`` — a transaction committed at the end of the block, rolled back if it raises — its
+    connection given back as :func:`_release` says."""
+    async with connect(engine) as connection, connection.begin():
+        yield connection
+
+
+class _Session(AsyncSession):
+    """A session that closes in the calling task when it holds no transaction (none begun, or committed or rolled
+    back already, as at the end of ``async with sessions.begin()``): the close is then in memory only, and
+    SQLAlchemy's own close in a task of its own would only cost the caller a turn of a busy event loop."""
+
+    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
+        if self.in_transaction():
+            await super().__aexit__(type_, value, traceback)
+        else:
+            await self.close()
+
+
 async def run_on_sqlite_connection(engine: AsyncEngine, work: Callable[[sqlite3.Connection], _T]) -> _T:
     """Run ``work`` with one of ``engine``'s SQLite connections: any number of statements for one call. ``work``
     is one whole, short transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back if it fails), run in the event
     loop's thread (as :func:`run_statements_inline`), or in the connection's own thread when another process holds
     the write lock. SQLAlchemy sees a connection checked out and returned unused. Only for SQLite engines made
     here."""
-    async with engine.connect() as connection:
+    async with connect(engine) as connection:
         sync = connection.sync_connection
         driver = sync.connection.driver_connection if sync is not None else None
         if not isinstance(driver, _OneTripConnection):
@@ -435,4 +489,4 @@ def upsert_insert(dialect_name: str) -> Any:
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+    return async_sessionmaker(engine, class_=_Session, expire_on_commit=False)

@@ -21,8 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.context import Context
 from models.db import (
     WalCheckpointer,
+    begin,
     commit_with_next_statement,
     create_engine,
+    make_session_factory,
     read_only_session,
     run_on_sqlite_connection,
     run_statements_inline,
@@ -214,7 +216,7 @@ async def test_a_group_write_cancelled_while_waiting_for_the_lock_leaves_no_busy
         connection.execute("COMMIT")
 
     async def triple() -> None:
-        async with engine.begin() as connection:
+        async with begin(engine) as connection:
             run_statements_inline(connection)
             await connection.execute(text("UPDATE t SET v = v * 3"))
 
@@ -297,7 +299,7 @@ async def test_an_inline_transaction_cancelled_while_waiting_for_the_lock_leaves
     other = sqlite3.connect(path, isolation_level=None)
 
     async def change(statement: str) -> None:
-        async with engine.begin() as connection:
+        async with begin(engine) as connection:
             run_statements_inline(connection)
             await connection.execute(text(statement))
 
@@ -316,6 +318,46 @@ async def test_an_inline_transaction_cancelled_while_waiting_for_the_lock_leaves
         assert _value(path) == 3  # the cancelled change was never committed
     finally:
         other.close()
+        await engine.dispose()
+
+
+async def test_a_transaction_gives_its_connection_back_before_anything_else_runs(tmp_path: Path) -> None:
+    """SQLite's pool has one connection, which every citizen's transaction needs: the moment a transaction ends,
+    the next one can have it. (SQLAlchemy's ``engine.begin()`` gives it back a whole turn of the event loop
+    later — under load, the time every other ready task takes — and the other transactions wait that long.)"""
+    path = tmp_path / "release.db"
+    engine = await _engine_with_table(path, pool_size=1)
+    sessions = make_session_factory(engine)
+    loop = asyncio.get_running_loop()
+    seen: list[int] = []
+
+    def look() -> None:  # what a task that runs next finds
+        seen.append(engine.pool.checkedout())  # type: ignore[attr-defined]
+
+    try:
+        async with begin(engine) as connection:
+            run_statements_inline(connection)
+            await connection.execute(text("UPDATE t SET v = v + 1"))
+            loop.call_soon(look)
+        assert seen == [], "nothing else ran before the transaction was over"
+        with pytest.raises(IntegrityError):  # rolled back
+            async with begin(engine) as connection:
+                run_statements_inline(connection)
+                loop.call_soon(look)
+                await connection.execute(text("INSERT INTO t VALUES (2)"))
+        assert seen == []
+        await asyncio.sleep(0)
+        assert seen == [0, 0]
+
+        async with sessions() as session:  # a session whose transaction is over closes at once, too
+            await session.execute(text("UPDATE t SET v = v + 1"))
+            await session.commit()
+            loop.call_soon(look)
+        assert seen == [0, 0]
+        await asyncio.sleep(0)
+        assert seen == [0, 0, 0]
+        assert _value(path) == 3
+    finally:
         await engine.dispose()
 
 
