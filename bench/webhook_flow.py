@@ -8,7 +8,8 @@ fully answered; ``--concurrency`` citizens are in flight at once. This process p
 updates and it is the fake Bot API the replies go to (``--delay-ms`` before each answer mimics Telegram's round
 trip). Reported per server: updates/s, items/s, latency from the update's POST to its last reply reaching the
 fake API (p50/p90/p99/max), and the server's CPU time per update from /proc/<pid>/stat. The receipt that
-follows "send" goes through the outbox, so its latency includes the dispatcher.
+follows "send" is sent through the Bot API right after the filing's commit (it is durable: an outbox row leased
+to the filing process), before the webhook's answer, which carries the menu.
 
 Examples::
 

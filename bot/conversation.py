@@ -15,6 +15,7 @@ import html
 import logging
 import sqlite3
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -297,6 +298,7 @@ class Conversations:
         update_id: int | None = None,
         operator_id: int | None = None,
         unless_official: int | None = None,
+        carry_last: Callable[[dict[str, Any]], bool] | None = None,
     ) -> Rendered:
         """Process one event; retry when another process changed the same conversation at the same moment.
 
@@ -304,6 +306,10 @@ class Conversations:
         keyed to the caller's phone, and lasting messages go to the operator. ``unless_official``: the sender's
         Telegram user id; when that user is an active official nothing is done and ``Rendered.official`` is
         set (asked in the same transaction: the citizen hot path's only look-up of officials).
+
+        Durable replies to the citizen's own chat are sent by this process right after the commit: in the
+        background, or, given ``carry_last`` (a webhook's answer, see ``Dispatcher.send_leased``), before this
+        returns, the last of them offered to ``carry_last``.
         """
         moved = await self._move_along(channel, chat_id, event, update_id)
         if moved is not None:
@@ -322,12 +328,7 @@ class Conversations:
                         await unit.close()
                 if unit.saved is not None:
                     self.states.put(*unit.saved)
-                if self.outbox is not None:
-                    if unit.leased is not None:
-                        self.outbox.send_after_commit(unit.leased)
-                    if unit.for_dispatcher:  # a new item's cards, a note to the unit, a reply not leased
-                        self.outbox.wake.set()
-                return rendered
+                break
             except (IntegrityError, StaleDataError):
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
@@ -336,7 +337,14 @@ class Conversations:
                 if not error.connection_invalidated or attempt == MAX_ATTEMPTS - 1:
                     raise
                 log.warning("the database connection was lost; handling a %s update again", channel)
-        raise AssertionError("unreachable")
+        if self.outbox is not None:
+            if unit.for_dispatcher:  # a new item's cards, a note to the unit, a reply not leased
+                self.outbox.wake.set()
+            if unit.leased is not None and carry_last is not None:
+                await self.outbox.send_leased(unit.leased, carry_last=carry_last)
+            elif unit.leased is not None:
+                self.outbox.send_after_commit(unit.leased)
+        return rendered
 
     async def _handle(
         self,

@@ -21,7 +21,7 @@ import contextlib
 import html
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -167,7 +167,7 @@ class Dispatcher:
         self.senders = dict(senders)
         self.worker = worker or f"{socket.gethostname()}:{id(self):x}"
         self.wake = asyncio.Event()
-        self._in_flight: set[asyncio.Future[None]] = set()
+        self._in_flight: set[asyncio.Future[Any]] = set()
         self._outcomes: GroupCommit[tuple[list[int], list[int]], None] = GroupCommit(self._record_outcomes)
 
     async def _claim(self, limit: int) -> list[tuple[Outbox, str | None]]:
@@ -229,9 +229,36 @@ class Dispatcher:
         return channel in self.senders
 
     def send_after_commit(self, leased: Leased) -> None:
-        """Send messages this process wrote as claimed, in the background: whoever committed them (a webhook's
-        response, say) does not wait for the Bot API."""
-        task = asyncio.ensure_future(self._send_leased(leased))
+        """Send messages this process wrote as claimed, in the background: whoever committed them does not wait
+        for the Bot API."""
+        self._track(self.send_leased(leased))
+
+    async def send_leased(self, leased: Leased, *, carry_last: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Send messages this process wrote as claimed, now and in order; their outcomes are recorded in the
+        background. The first failure, whatever it is, hands that message and the rest back to the dispatcher at
+        once, which retries (or gives up on) them as it would its own.
+
+        ``carry_last``: offered the last of several messages once every one before it has been sent — a webhook's
+        answer, which Telegram performs after this request; True if it took the message, which then counts as
+        sent. Several leased messages are a durable step's: its receipt or notice, then the dialog's prompt,
+        which like every prompt may go that way (at most once); the durable ones never do."""
+        sender = self.senders[leased.channel]
+        sent = 0
+        last = len(leased.payloads) - 1
+        for index, payload in enumerate(leased.payloads):
+            if index == last and index > 0 and carry_last is not None and carry_last(payload):
+                sent += 1
+                break
+            try:
+                await sender.send(leased.chat_id, payload)
+            except Exception as exc:
+                log.info("sending right after commit failed, the dispatcher takes over: %s", exc)
+                break
+            sent += 1
+        self._track(self._outcomes.submit((leased.row_ids[:sent], leased.row_ids[sent:])))
+
+    def _track(self, work: Awaitable[Any]) -> None:
+        task = asyncio.ensure_future(work)
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
 
@@ -239,20 +266,6 @@ class Dispatcher:
         """Wait for the sends started after commit, and for their outcomes to be recorded (before stopping)."""
         while self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
-
-    async def _send_leased(self, leased: Leased) -> None:
-        """The first failure, whatever it is, hands that message and the rest back to the dispatcher at once, which
-        retries (or gives up on) them as it would its own."""
-        sender = self.senders[leased.channel]
-        sent = 0
-        for payload in leased.payloads:
-            try:
-                await sender.send(leased.chat_id, payload)
-            except Exception as exc:
-                log.info("sending right after commit failed, the dispatcher takes over: %s", exc)
-                break
-            sent += 1
-        await self._outcomes.submit((leased.row_ids[:sent], leased.row_ids[sent:]))
 
     async def _record_outcomes(self, batch: list[tuple[list[int], list[int]]]) -> list[None]:
         """One transaction for the outcomes, (sent, handed back), of every send after commit that finished

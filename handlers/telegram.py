@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import hmac
 import io
 import logging
@@ -125,7 +126,8 @@ class WebhookReply:
 
     Telegram performs a method named in the response to its POST ("reply to the webhook"), so the last message
     of a citizen's answer costs no request of ours; its result cannot be known, so only messages whose loss a
-    retry would not mend anyway (dialog steps, never the outbox's receipts) go this way.
+    retry would not mend anyway (dialog steps, never the outbox's receipts) go this way: the prompt after a
+    receipt does, once the receipt has been sent (``Dispatcher.send_leased``).
     """
 
     def __init__(self) -> None:
@@ -468,6 +470,8 @@ class TelegramChannel:
             update_id=incoming.update_id,
             operator_id=operator_id,
             unless_official=unless_official,
+            # A receipt is sent before the webhook's answer, which then carries the prompt that follows it.
+            carry_last=functools.partial(webhook_reply.hold, chat_id) if webhook_reply is not None else None,
         )
         if rendered.official:
             return False

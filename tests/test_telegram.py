@@ -13,12 +13,14 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer, unused_port
+from sqlalchemy import select
 
 from bot.context import Context
 from bot.conversation import Conversations
 from bot.outbox import Dispatcher
 from handlers.http import create_web_app
 from handlers.telegram import TelegramChannel, split_text
+from models.tables import Outbox
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.reports import fill_in_report
 from tests.telegram_user import TelegramUser, plain
@@ -207,9 +209,36 @@ async def test_the_last_message_of_an_answer_rides_the_webhook_response(webhook:
     await _file_report(user)
     calls = [c for c in fake.calls[mark:] if c.method == "sendMessage" and c.params.get("chat_id") == user.chat_id]
     riding = [c for c in calls if c.headers.get("X-Webhook-Reply")]
-    assert len(riding) == 11  # every step but "send" was answered in the response
+    assert len(riding) == 12  # every step's last message was answered in the response
     receipt = next(c for c in calls if "Đã gửi thành công." in c.params["text"])
-    assert not receipt.headers.get("X-Webhook-Reply")  # it came through the outbox
+    assert not receipt.headers.get("X-Webhook-Reply")  # it came through the outbox, by the API
+    assert calls[-2] is receipt and calls[-1] is riding[-1], "the receipt first, then the menu in the response"
+    assert "Bạn muốn làm gì?" in calls[-1].params["text"]
+    async with webhook.channel.ctx.sessions() as session:
+        rows = (await session.execute(select(Outbox.status).where(Outbox.recipient_kind == "citizen"))).all()
+    assert [row.status for row in rows] == ["sent", "sent"]
+
+
+async def test_a_receipt_that_fails_keeps_the_menu_behind_it(webhook: Running) -> None:
+    """When the receipt cannot be sent before the webhook's answer, that answer does not carry the menu (it would
+    come before the receipt): both go to the outbox's dispatcher, which sends them in order."""
+    fake = webhook.fake
+    user = TelegramUser(fake, 5014, webhook=True)
+    await user.say("/start")
+    await fill_in_report(user, category="Môi trường", commune="Thanh Minh", description=DESCRIPTION)
+    await user.press("ẩn danh")
+    fake.fail_next("sendMessage", status=502)
+    mark = len(fake.calls)
+    await user.press("Gửi", expect_message=False)
+    for _ in range(200):  # the dispatcher retries (its idle round is 0.2 s, a 502 waits a few seconds)
+        texts = [plain(message.text) for message in fake.sent_to(user.chat_id)[-2:]]
+        if texts and texts[-1] == "Bạn muốn làm gì?":
+            break
+        await asyncio.sleep(0.1)
+    calls = [c for c in fake.calls[mark:] if c.method == "sendMessage" and c.params.get("chat_id") == user.chat_id]
+    assert [c.status for c in calls[:1]] == [502] and not any(c.headers.get("X-Webhook-Reply") for c in calls)
+    delivered = [plain(c.params["text"]) for c in calls if c.status == 200]
+    assert len(delivered) == 2 and "Đã gửi thành công." in delivered[0] and delivered[1] == "Bạn muốn làm gì?"
 
 
 async def test_a_button_press_is_answered_without_holding_back_the_reply(webhook: Running) -> None:
