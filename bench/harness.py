@@ -474,14 +474,22 @@ class Driver:
         replies: Sequence[int],
         concurrency: int,
         deadline: float,
+        ramp_up: float = 0.0,
     ) -> tuple[list[float], int]:
-        """Run ``script`` for every chat, ``concurrency`` at a time; (all latencies, users completed)."""
+        """Run ``script`` for every chat, ``concurrency`` at a time; (all latencies, users completed).
+
+        ``ramp_up``: the ``concurrency`` users start evenly spread over that many seconds instead of all at once.
+        Started together, users who run the same script keep step: every first message and every filing of a
+        wave arrives at the same moment, the worst case; spread over one script's duration they arrive as
+        independent users would."""
         pending = iter(chats)
         latencies: list[float] = []
         done = 0
+        workers = max(1, concurrency)
 
-        async def worker() -> None:
+        async def worker(index: int) -> None:
             nonlocal done
+            await asyncio.sleep(ramp_up * index / workers)
             for chat in pending:
                 if time.monotonic() > deadline:
                     return
@@ -491,7 +499,7 @@ class Driver:
                     self.by_step[step].append(latency)
                 done += finished
 
-        await asyncio.gather(*(worker() for _ in range(max(1, concurrency))))
+        await asyncio.gather(*(worker(index) for index in range(workers)))
         return latencies, done
 
 
@@ -509,6 +517,7 @@ async def measure(
     counts_items: bool,
     profile: Path | None = None,
     quiet: float = 0.25,
+    ramp_up: float = 0.0,
 ) -> RunResult:
     """Calibrate on one chat, then run ``citizens`` users and measure the server (CPU and memory summed over its
     processes when there are several)."""
@@ -523,7 +532,7 @@ async def measure(
     started = time.perf_counter()
     try:
         latencies, completed = await driver.users(
-            chats, script, replies, concurrency, deadline=time.monotonic() + max_seconds
+            chats, script, replies, concurrency, deadline=time.monotonic() + max_seconds, ramp_up=ramp_up
         )
         seconds = time.perf_counter() - started
         server_cpu = sum(cpu_seconds(s.pid) for s in servers) - cpu_before

@@ -110,6 +110,7 @@ async def run(args: argparse.Namespace, *, echo_first: bool = False) -> list[Run
                             first_chat=FIRST_CHAT + index * 10_000_000,
                             counts_items=True,
                             quiet=args.quiet,
+                            ramp_up=args.ramp_up,
                             profile=profile_dir / f"pakn-{index}.txt" if profile_dir else None,
                         )
                 finally:
@@ -147,6 +148,7 @@ async def run(args: argparse.Namespace, *, echo_first: bool = False) -> list[Run
                         first_chat=FIRST_CHAT + (90 + offset) * 1_000_000,
                         counts_items=False,
                         quiet=args.quiet,
+                        ramp_up=args.ramp_up,
                         profile=profile_dir / f"{name}.txt" if profile_dir else None,
                     )
             finally:
@@ -216,6 +218,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--concurrency", type=int, default=50, help="citizens in flight at once (default 50)")
     parser.add_argument("--delay-ms", type=float, default=0.0, help="fake Bot API delay before each answer")
     parser.add_argument(
+        "--ramp-up",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="start the concurrent citizens evenly spread over this many seconds (default 0: all at once, the worst "
+        "case, in which they keep step: every /start and every filing of a wave together); about one flow's "
+        "duration models independent citizens",
+    )
+    parser.add_argument(
         "--processes",
         type=int,
         default=1,
@@ -259,11 +270,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.citizens < 1 or args.concurrency < 1 or args.processes < 1 or args.rounds < 1:
         parser.error("--citizens, --concurrency, --processes and --rounds must be at least 1")
+    if args.ramp_up < 0:
+        parser.error("--ramp-up cannot be negative")
 
     rounds = [asyncio.run(run(args, echo_first=number % 2 == 1)) for number in range(args.rounds)]
     info = machine()
     print(f"\nmachine: {info['nproc']} × {info['cpu']}, Python {info['python']}, {info['date']}")
-    print(f"{args.citizens} citizens, concurrency {args.concurrency}, fake API delay {args.delay_ms:g} ms\n")
+    print(
+        f"{args.citizens} citizens, concurrency {args.concurrency}, fake API delay {args.delay_ms:g} ms, "
+        f"ramp-up {args.ramp_up:g} s\n"
+    )
     columns: tuple[tuple[str, str], ...] = COLUMNS
     rows = [result.as_dict() for each in rounds for result in each]
     if args.rounds > 1:
@@ -287,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         document = {
             "machine": info,
             "command": " ".join(sys.argv),
+            "ramp_up_s": args.ramp_up,
             "results": rows,
             "ratios": ratios,
         }
