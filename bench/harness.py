@@ -485,7 +485,7 @@ class Driver:
         pending = iter(chats)
         latencies: list[float] = []
         done = 0
-        workers = max(1, concurrency)
+        workers = max(1, min(concurrency, len(chats)))
 
         async def worker(index: int) -> None:
             nonlocal done

@@ -119,6 +119,7 @@ def render_reply(reply: Reply, locale: str) -> dict[str, Any]:
         "request_contact": render(reply.request_contact, locale) if reply.request_contact else None,
         "request_location": render(reply.request_location, locale) if reply.request_location else None,
         "input_hint": reply.input_hint,
+        **({"prompt": True} if reply.prompt else {}),  # see Dispatcher.send_leased
     }
 
 
@@ -337,6 +338,8 @@ class Conversations:
                 if not error.connection_invalidated or attempt == MAX_ATTEMPTS - 1:
                     raise
                 log.warning("the database connection was lost; handling a %s update again", channel)
+        else:
+            raise AssertionError("unreachable: the last attempt breaks or raises")
         if self.outbox is not None:
             if unit.for_dispatcher:  # a new item's cards, a note to the unit, a reply not leased
                 self.outbox.wake.set()

@@ -120,8 +120,9 @@ def queued_for_dispatcher(session: AsyncSession) -> bool:
 @dataclass(frozen=True)
 class Leased:
     """Messages to one chat written as already claimed by this process (``enqueue_all(..., lease_to=…)``), for
-    it to send right after the commit (``Dispatcher.send_after_commit``) instead of waiting for the dispatcher's next
-    round. Should the process die first, the lease runs out and the dispatcher sends them as any others."""
+    it to send right after the commit (``Dispatcher.send_after_commit`` in the background, or
+    ``Dispatcher.send_leased`` before a webhook answers) instead of waiting for the dispatcher's next round.
+    Should the process die first, the lease runs out and the dispatcher sends them as any others."""
 
     channel: str
     chat_id: str
@@ -235,27 +236,31 @@ class Dispatcher:
 
     async def send_leased(self, leased: Leased, *, carry_last: Callable[[dict[str, Any]], bool] | None = None) -> None:
         """Send messages this process wrote as claimed, now and in order; their outcomes are recorded in the
-        background. The first failure, whatever it is, hands that message and the rest back to the dispatcher at
-        once, which retries (or gives up on) them as it would its own.
+        background, whatever happens here (cancelled, the rest is handed back). The first failure, whatever it
+        is, hands that message and the rest back to the dispatcher at once, which retries (or gives up on) them
+        as it would its own.
 
-        ``carry_last``: offered the last of several messages once every one before it has been sent — a webhook's
-        answer, which Telegram performs after this request; True if it took the message, which then counts as
-        sent. Several leased messages are a durable step's: its receipt or notice, then the dialog's prompt,
-        which like every prompt may go that way (at most once); the durable ones never do."""
+        ``carry_last``: offered the last message when it is the dialog's prompt after durable ones (a receipt, a
+        notice) and every one before it has been sent — a webhook's answer, which Telegram performs after this
+        request; True if it took the prompt, which then counts as sent. A prompt may go that way (at most once)
+        as every dialog step's does; a durable message never does."""
         sender = self.senders[leased.channel]
         sent = 0
         last = len(leased.payloads) - 1
-        for index, payload in enumerate(leased.payloads):
-            if index == last and index > 0 and carry_last is not None and carry_last(payload):
+        try:
+            for index, payload in enumerate(leased.payloads):
+                offered = carry_last if index == last and index > 0 and payload.get("prompt") else None
+                if offered is not None and offered(payload):
+                    sent += 1
+                    break
+                try:
+                    await sender.send(leased.chat_id, payload)
+                except Exception as exc:
+                    log.info("sending right after commit failed, the dispatcher takes over: %s", exc)
+                    break
                 sent += 1
-                break
-            try:
-                await sender.send(leased.chat_id, payload)
-            except Exception as exc:
-                log.info("sending right after commit failed, the dispatcher takes over: %s", exc)
-                break
-            sent += 1
-        self._track(self._outcomes.submit((leased.row_ids[:sent], leased.row_ids[sent:])))
+        finally:
+            self._track(self._outcomes.submit((leased.row_ids[:sent], leased.row_ids[sent:])))
 
     def _track(self, work: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(work)

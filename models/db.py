@@ -254,18 +254,6 @@ async def begin(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         yield connection
 
 
-class _Session(AsyncSession):
-    """A session that closes in the calling task when it holds no transaction (none begun, or committed or rolled
-    back already, as at the end of ``async with sessions.begin()``): the close is then in memory only, and
-    SQLAlchemy's own close in a task of its own would only cost the caller a turn of a busy event loop."""
-
-    async def __aexit__(self, type_: Any, value: Any, traceback: Any) -> None:
-        if self.in_transaction():
-            await super().__aexit__(type_, value, traceback)
-        else:
-            await self.close()
-
-
 async def run_on_sqlite_connection(engine: AsyncEngine, work: Callable[[sqlite3.Connection], _T]) -> _T:
     """Run ``work`` with one of ``engine``'s SQLite connections: any number of statements for one call. ``work``
     is one whole, short transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back if it fails), run in the event
@@ -489,4 +477,4 @@ def upsert_insert(dialect_name: str) -> Any:
 
 
 def make_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, class_=_Session, expire_on_commit=False)
+    return async_sessionmaker(engine, expire_on_commit=False)

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -15,7 +16,7 @@ from bot.context import Context
 from bot.conversation import Conversations
 from bot.dialog import Event
 from bot.officials import accept_invite, create_invite
-from bot.outbox import Dispatcher, enqueue, enqueue_all
+from bot.outbox import Dispatcher, Leased, enqueue, enqueue_all
 from handlers.telegram import TelegramChannel
 from models.tables import Outbox
 from tests.conftest import TestClock, second_process
@@ -223,3 +224,70 @@ async def test_a_process_killed_before_sending_a_leased_receipt_leaves_it_to_the
     clock.advance(seconds=61)
     await _drain(restarted)
     assert [message.text for message in rig.fake.sent_to(9403)] == ["Biên nhận DB-TEST"]
+
+
+async def _lease(ctx: Context, chat: int, payloads: list[dict[str, Any]]) -> Leased:
+    async with ctx.sessions.begin() as session:
+        citizen_id = await citizen_id_for_chat(ctx, session, "telegram", str(chat))
+        leased = await enqueue_all(
+            ctx,
+            session,
+            channel="telegram",
+            recipient_kind="citizen",
+            recipient_id=citizen_id,
+            payloads=payloads,
+            lease_to=str(chat),
+        )
+    assert leased is not None
+    return leased
+
+
+RECEIPT = {"text": "Biên nhận", "buttons": []}
+PROMPT = {"text": "Bạn muốn làm gì?", "buttons": [], "prompt": True}
+
+
+async def test_only_the_prompt_after_durable_messages_may_ride_a_webhooks_answer(rig: Rig) -> None:
+    """The webhook's answer is offered the last leased message only when it is the dialog's prompt after durable
+    ones that were sent; a durable message always goes through the Bot API, whose answer says it arrived."""
+    dispatcher = rig.dispatcher()
+    offered: list[str] = []
+
+    def take(payload: dict[str, Any]) -> bool:
+        offered.append(payload["text"])
+        return True
+
+    cases = {
+        9410: [RECEIPT, PROMPT],  # the prompt rides the answer
+        9411: [RECEIPT, {"text": "Ghi chú", "buttons": []}],  # two durable messages: nothing rides
+        9412: [PROMPT],  # a prompt alone was written durable: it is not offered either
+    }
+    for chat, payloads in cases.items():
+        await dispatcher.send_leased(await _lease(rig.ctx, chat, payloads), carry_last=take)
+    await dispatcher.send_leased(await _lease(rig.ctx, 9413, [RECEIPT, PROMPT]), carry_last=lambda payload: False)
+    await dispatcher.settle()
+    assert offered == ["Bạn muốn làm gì?"]
+    assert [m.text for m in rig.fake.sent_to(9410)] == ["Biên nhận"]
+    assert [m.text for m in rig.fake.sent_to(9411)] == ["Biên nhận", "Ghi chú"]
+    assert [m.text for m in rig.fake.sent_to(9412)] == ["Bạn muốn làm gì?"]
+    assert [m.text for m in rig.fake.sent_to(9413)] == ["Biên nhận", "Bạn muốn làm gì?"]  # declined: by the API
+    assert [row.status for row in await _citizen_rows(rig.ctx)] == ["sent"] * 7
+
+
+async def test_a_send_cancelled_before_the_answer_hands_its_messages_back_at_once(rig: Rig) -> None:
+    """The webhook's request cancelled while the receipt is on its way (the service stopping, say): the messages
+    are handed back to the dispatcher now, not when their lease runs out a minute later."""
+    dispatcher = rig.dispatcher()
+    rig.fake.delay = 3.0  # Telegram slow to answer
+    mark = len(rig.fake.calls)
+    sending = asyncio.ensure_future(
+        dispatcher.send_leased(await _lease(rig.ctx, 9414, [RECEIPT, PROMPT]), carry_last=lambda payload: True)
+    )
+    await rig.fake.wait_for("sendMessage", after=mark, answered=False)
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    rig.fake.delay = 0.0
+    await dispatcher.settle()
+    rows = await _citizen_rows(rig.ctx)
+    assert [row.status for row in rows] == ["sending", "sending"]
+    assert all(row.not_before <= rig.ctx.now() for row in rows), "the dispatcher may take them at once"

@@ -230,7 +230,7 @@ async def test_a_receipt_that_fails_keeps_the_menu_behind_it(webhook: Running) -
     fake.fail_next("sendMessage", status=502)
     mark = len(fake.calls)
     await user.press("Gửi", expect_message=False)
-    for _ in range(200):  # the dispatcher retries (its idle round is 0.2 s, a 502 waits a few seconds)
+    for _ in range(200):  # the dispatcher takes both over (handed back at once, woken; its idle round is 0.2 s)
         texts = [plain(message.text) for message in fake.sent_to(user.chat_id)[-2:]]
         if texts and texts[-1] == "Bạn muốn làm gì?":
             break
