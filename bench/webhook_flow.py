@@ -72,14 +72,15 @@ COLUMNS = (
 )
 
 
-async def run(args: argparse.Namespace, *, echo_first: bool = False) -> list[RunResult]:
-    """One round: pakn on each database, then the echo bot(s) (``echo_first``: the other way round, so that rounds
-    alternate and a machine that drifts during a round does not always favour the same side)."""
+async def run(args: argparse.Namespace, *, echo_first: bool = False, number: int = 1) -> list[RunResult]:
+    """Round ``number``: pakn on each database, then the echo bot(s) (``echo_first``: the other way round, so that
+    rounds alternate and a machine that drifts during a round does not always favour the same side)."""
     results: list[RunResult] = []
     fake = ArrivalFake(delay=args.delay_ms / 1000.0)
     await fake.start()
     profile_dir: Path | None = Path(args.profile) if args.profile else None
     if profile_dir is not None:
+        profile_dir = profile_dir / f"round{number}" if args.rounds > 1 else profile_dir  # one folder per round
         profile_dir.mkdir(parents=True, exist_ok=True)
 
     async def run_pakn(root: Path) -> None:
@@ -256,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile",
         metavar="DIR",
-        help="py-spy record each server into DIR (needs py-spy; samples the thread holding the GIL)",
+        help="py-spy record each server into DIR (DIR/roundN with --rounds; needs py-spy; samples the thread "
+        "holding the GIL)",
     )
     parser.add_argument(
         "--rounds",
@@ -273,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.ramp_up < 0:
         parser.error("--ramp-up cannot be negative")
 
-    rounds = [asyncio.run(run(args, echo_first=number % 2 == 1)) for number in range(args.rounds)]
+    rounds = [asyncio.run(run(args, echo_first=index % 2 == 1, number=index + 1)) for index in range(args.rounds)]
     info = machine()
     print(f"\nmachine: {info['nproc']} × {info['cpu']}, Python {info['python']}, {info['date']}")
     print(
