@@ -11,7 +11,6 @@ and at most one Effect for the runner to perform. State is plain JSON so it can 
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from dataclasses import asdict
 from typing import Any
@@ -297,8 +296,14 @@ class CitizenDialog:
         """The current step's question with its buttons; what a re-prompt repeats."""
         step = state["step"]
         reply: Reply = getattr(self, f"_prompt_{step}")(state)
-        texts = reply.texts if notice is None else (notice, *reply.texts)
-        return dataclasses.replace(reply, texts=texts, prompt=True)
+        return Reply(
+            texts=reply.texts if notice is None else (notice, *reply.texts),
+            buttons=reply.buttons,
+            request_contact=reply.request_contact,
+            request_location=reply.request_location,
+            input_hint=reply.input_hint,
+            prompt=True,
+        )
 
     def _prompt_menu(self, state: dict[str, Any]) -> Reply:
         buttons = [
