@@ -189,12 +189,22 @@ class _OneTripConnection(aiosqlite.Connection):
                 await super().rollback()
 
 
+def _one_trip(connection: AsyncConnection) -> _OneTripConnection | None:
+    """The SQLite connection of ours under ``connection``; None on other databases, or when it is closed or
+    invalidated (``sync.connection`` would open a new one then)."""
+    sync = connection.sync_connection
+    if sync is None or sync.closed or sync.invalidated:
+        return None
+    driver = sync.connection.driver_connection
+    return driver if isinstance(driver, _OneTripConnection) else None
+
+
 def commit_with_next_statement(connection: AsyncConnection) -> None:
     """On SQLite, commit the transaction in the same trip as the next statement, which must be its last: the
     transaction's own commit then costs nothing, and the write lock is held for one trip instead of two. If that
     statement fails, nothing is committed. Elsewhere (PostgreSQL) nothing changes."""
-    driver = connection.sync_connection.connection.driver_connection if connection.sync_connection else None
-    if isinstance(driver, _OneTripConnection):
+    driver = _one_trip(connection)
+    if driver is not None:
         driver.commit_after_next = True
 
 
@@ -207,19 +217,16 @@ def run_statements_inline(connection: AsyncConnection) -> None:
     lock, the first statement goes to the connection's thread and waits there, and once the lock is taken no
     statement waits. A long query here would stop the whole process while it runs; so would a ``COMMIT`` that
     checkpoints the WAL, which is why ``pakn serve`` checkpoints in the background (:class:`WalCheckpointer`)."""
-    driver = connection.sync_connection.connection.driver_connection if connection.sync_connection else None
-    if isinstance(driver, _OneTripConnection):
+    driver = _one_trip(connection)
+    if driver is not None:
         driver.inline = True
 
 
 def _returns_without_waiting(connection: AsyncConnection) -> bool:
     """Whether giving ``connection`` back to the pool is sure to wait for nothing: an SQLite connection of ours
     with no transaction open (its reset is a rollback that costs no trip, see :class:`_OneTripConnection`)."""
-    sync = connection.sync_connection
-    if sync is None or sync.closed or sync.invalidated or sync.dialect.name != "sqlite":
-        return False  # (``sync.connection`` would reconnect an invalidated connection)
-    driver = sync.connection.driver_connection
-    return isinstance(driver, _OneTripConnection) and not driver._conn.in_transaction
+    driver = _one_trip(connection)
+    return driver is not None and not driver._conn.in_transaction
 
 
 async def _release(connection: AsyncConnection) -> None:
@@ -261,9 +268,8 @@ async def run_on_sqlite_connection(engine: AsyncEngine, work: Callable[[sqlite3.
     the write lock. SQLAlchemy sees a connection checked out and returned unused. Only for SQLite engines made
     here."""
     async with connect(engine) as connection:
-        sync = connection.sync_connection
-        driver = sync.connection.driver_connection if sync is not None else None
-        if not isinstance(driver, _OneTripConnection):
+        driver = _one_trip(connection)
+        if driver is None:
             raise TypeError("run_on_sqlite_connection needs an SQLite engine from models.db.create_engine")
         try:
             name = getattr(getattr(work, "func", work), "__name__", "statements")  # a partial's function
