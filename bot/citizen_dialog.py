@@ -49,6 +49,7 @@ PAGE_SIZE = 8
 MIN_REOPEN_REASON = 5
 FLOW = ("type", "category", "commune", "location", "conduct", "description", "attachments", "identity", "summary")
 EDITABLE = ("type", "category", "commune", "conduct", "description", "attachments", "identity")
+WELCOME = Msg("welcome.text")
 DESK_FACES = {1: "😞", 2: "😐", 3: "😊"}
 # Steps that only take a choice, where a typed number picks the n-th button (Zalo shows numbered choices).
 CHOICE_STEPS = frozenset(
@@ -164,15 +165,15 @@ class CitizenDialog:
             state = new_state(keep_locale)
             if args:
                 return Step(state, effect=ResolveDesk(args))
-            return Step(state, [self._welcome(state), self.prompt(state)])
+            return Step(state, [self.prompt(state, WELCOME)])
         if command == "resume":
             if state["step"] == "menu" and not state.get("draft"):
-                return Step(state, [self._welcome(state), self.prompt(state)])
+                return Step(state, [self.prompt(state, WELCOME)])
             return Step(state, [self.prompt(state, Msg("dialog.resumed"))])
         if command == "cancel":
             return self._to_menu(self._clear(state), Msg("dialog.cancelled"))
         if command == "help":
-            return Step(state, [Reply.of(Msg("help.text")), self.prompt(state)])
+            return Step(state, [self.prompt(state, Msg("help.text"))])
         if command == "lang":
             if args.lower() in LOCALES:
                 return self._set_language(state, args.lower())
@@ -196,7 +197,7 @@ class CitizenDialog:
             self._clear(state)
             return self._go(state, "track_code")
         if choice == "help":
-            return Step(state, [Reply.of(Msg("help.text")), self.prompt(state)])
+            return Step(state, [self.prompt(state, Msg("help.text"))])
         if choice == "rate" and state.get("desk"):
             return self._go(state, "desk_rating")
         if choice == "lang":
@@ -224,25 +225,17 @@ class CitizenDialog:
         if locale not in LOCALES:
             return self._reprompt(state)
         state["locale"] = locale
-        return Step(state, [Reply.of(Msg("lang.changed")), self.prompt(state)])
+        return Step(state, [self.prompt(state, Msg("lang.changed"))])
 
     def _language_prompt(self) -> Reply:
         return Reply.of(Msg("lang.prompt"), buttons=((_b("Tiếng Việt", "lang:vi"), _b("English", "lang:en")),))
 
-    def _welcome(self, state: dict[str, Any]) -> Reply:
-        return Reply.of(Msg("welcome.text"))
-
     def _desk_resolved(self, state: dict[str, Any], desk: DeskInfo | None) -> Step:
         if desk is None:
-            return Step(state, [Reply.of(Msg("desk.invalid")), self._welcome(state), self.prompt(state)])
+            return Step(state, [self.prompt(state, Msg("desk.invalid"), WELCOME)])
         state["desk"] = asdict(desk)
-        return Step(
-            state,
-            [
-                Reply.of(Msg("desk.welcome", {"desk": desk.name, "unit": self._unit_name(desk.unit_code)})),
-                self.prompt(state),
-            ],
-        )
+        welcome = Msg("desk.welcome", {"desk": desk.name, "unit": self._unit_name(desk.unit_code)})
+        return Step(state, [self.prompt(state, welcome)])
 
     def _prefilled_draft(self, state: dict[str, Any]) -> dict[str, Any]:
         desk = state.get("desk")
@@ -262,11 +255,15 @@ class CitizenDialog:
     def _go(self, state: dict[str, Any], step: str, *notices: Msg) -> Step:
         state["step"] = step
         state.pop("page", None)
-        return Step(state, [*(Reply.of(n) for n in notices), self.prompt(state)])
+        return Step(state, [self.prompt(state, *notices)])
 
     def _to_menu(self, state: dict[str, Any], *notices: Msg, durable: bool = False) -> Step:
-        step = self._go(state, "menu", *notices)
-        step.durable = durable
+        if not durable:
+            return self._go(state, "menu", *notices)
+        # A durable notice (a receipt) is a message of its own: it is sent at least once, a prompt at most once.
+        step = self._go(state, "menu")
+        step.replies[:0] = [Reply.of(notice) for notice in notices]
+        step.durable = True
         return step
 
     def _reprompt(self, state: dict[str, Any], notice: Msg | None = None) -> Step:
@@ -292,12 +289,14 @@ class CitizenDialog:
 
     # ----------------------------------------------------------------- prompts
 
-    def prompt(self, state: dict[str, Any], notice: Msg | None = None) -> Reply:
-        """The current step's question with its buttons; what a re-prompt repeats."""
+    def prompt(self, state: dict[str, Any], *notices: Msg) -> Reply:
+        """The current step's question with its buttons, after ``notices`` and a blank line: one message per step,
+        so that the answer to the webhook carries it all (a second message would cost a Bot API round trip
+        first)."""
         step = state["step"]
         reply: Reply = getattr(self, f"_prompt_{step}")(state)
         return Reply(
-            texts=reply.texts if notice is None else (notice, *reply.texts),
+            texts=(*notices, "", *reply.texts) if notices else reply.texts,
             buttons=reply.buttons,
             request_contact=reply.request_contact,
             request_location=reply.request_location,
