@@ -258,12 +258,8 @@ class CitizenDialog:
         return Step(state, [self.prompt(state, *notices)])
 
     def _to_menu(self, state: dict[str, Any], *notices: Msg, durable: bool = False) -> Step:
-        if not durable:
-            return self._go(state, "menu", *notices)
-        # A durable notice (a receipt) is a message of its own: it is sent at least once, a prompt at most once.
-        step = self._go(state, "menu")
-        step.replies[:0] = [Reply.of(notice) for notice in notices]
-        step.durable = True
+        step = self._go(state, "menu", *notices)
+        step.durable = durable
         return step
 
     def _reprompt(self, state: dict[str, Any], notice: Msg | None = None) -> Step:
@@ -301,7 +297,6 @@ class CitizenDialog:
             request_contact=reply.request_contact,
             request_location=reply.request_location,
             input_hint=reply.input_hint,
-            prompt=True,
         )
 
     def _prompt_menu(self, state: dict[str, Any]) -> Reply:
@@ -733,20 +728,18 @@ class CitizenDialog:
         resolve: Msg | str = Msg("receipt.no_resolve")
         if info.resolve_due is not None and info.resolve_days is not None and info.resolve_unit is not None:
             resolve = format_deadline(locale, info.resolve_days, info.resolve_unit, info.resolve_due)
-        receipt = Reply.of(
-            Msg(
-                "receipt.text",
-                {
-                    "code": info.receipt_code,
-                    "unit": self._unit_name(info.unit_code),
-                    "accept": format_deadline(locale, info.accept_days, info.accept_unit, info.accept_due),
-                    "resolve": resolve,
-                },
-            )
+        receipt = Msg(
+            "receipt.text",
+            {
+                "code": info.receipt_code,
+                "unit": self._unit_name(info.unit_code),
+                "accept": format_deadline(locale, info.accept_days, info.accept_unit, info.accept_due),
+                "resolve": resolve,
+            },
         )
         self._clear(state)
         state["step"] = "menu"
-        return Step(state, [receipt, self.prompt(state)], durable=True)
+        return Step(state, [self.prompt(state, receipt)], durable=True)
 
     def _tracked(self, state: dict[str, Any], info: TrackInfo | None) -> Step:
         if info is None:

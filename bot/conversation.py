@@ -15,7 +15,6 @@ import html
 import logging
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,7 +118,6 @@ def render_reply(reply: Reply, locale: str) -> dict[str, Any]:
         "request_contact": render(reply.request_contact, locale) if reply.request_contact else None,
         "request_location": render(reply.request_location, locale) if reply.request_location else None,
         "input_hint": reply.input_hint,
-        **({"prompt": True} if reply.prompt else {}),  # see Dispatcher.send_leased
     }
 
 
@@ -299,7 +297,6 @@ class Conversations:
         update_id: int | None = None,
         operator_id: int | None = None,
         unless_official: int | None = None,
-        carry_last: Callable[[dict[str, Any]], bool] | None = None,
     ) -> Rendered:
         """Process one event; retry when another process changed the same conversation at the same moment.
 
@@ -308,9 +305,8 @@ class Conversations:
         Telegram user id; when that user is an active official nothing is done and ``Rendered.official`` is
         set (asked in the same transaction: the citizen hot path's only look-up of officials).
 
-        Durable replies to the citizen's own chat are sent by this process right after the commit: in the
-        background, or, given ``carry_last`` (a webhook's answer, see ``Dispatcher.send_leased``), before this
-        returns, the last of them offered to ``carry_last``.
+        Durable replies to the citizen's own chat are sent by this process in the background right after the
+        commit.
         """
         moved = await self._move_along(channel, chat_id, event, update_id)
         if moved is not None:
@@ -343,9 +339,7 @@ class Conversations:
         if self.outbox is not None:
             if unit.for_dispatcher:  # a new item's cards, a note to the unit, a reply not leased
                 self.outbox.wake.set()
-            if unit.leased is not None and carry_last is not None:
-                await self.outbox.send_leased(unit.leased, carry_last=carry_last)
-            elif unit.leased is not None:
+            if unit.leased is not None:
                 self.outbox.send_after_commit(unit.leased)
         return rendered
 

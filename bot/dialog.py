@@ -57,7 +57,6 @@ class Reply:
     request_contact: Text | None = None  # label of the "share my phone number" key
     request_location: Text | None = None  # label of the "share my location" key
     input_hint: str = ""  # for the web chat: "phone", "name", "code" change the input field
-    prompt: bool = False  # the step's question (CitizenDialog.prompt), not a message that must not be lost
 
     @staticmethod
     def of(*texts: Text, buttons: tuple[tuple[Button, ...], ...] = (), **extra: Any) -> Reply:

@@ -21,7 +21,7 @@ import contextlib
 import html
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
@@ -130,8 +130,8 @@ def queued_for_dispatcher(session: AsyncSession) -> bool:
 @dataclass(frozen=True)
 class Leased:
     """Messages to one chat written as already claimed by this process (``enqueue_all(..., lease_to=…)``), for
-    it to send right after the commit (``Dispatcher.send_after_commit`` in the background, or
-    ``Dispatcher.send_leased`` before a webhook answers) instead of waiting for the dispatcher's next round.
+    it to send right after the commit (``Dispatcher.send_after_commit``) instead of waiting for the
+    dispatcher's next round.
     Should the process die first, the lease runs out and the dispatcher sends them as any others."""
 
     channel: str
@@ -244,25 +244,15 @@ class Dispatcher:
         for the Bot API."""
         self._track(self.send_leased(leased))
 
-    async def send_leased(self, leased: Leased, *, carry_last: Callable[[dict[str, Any]], bool] | None = None) -> None:
+    async def send_leased(self, leased: Leased) -> None:
         """Send messages this process wrote as claimed, now and in order; their outcomes are recorded in the
         background, whatever happens here (cancelled, the rest is handed back). The first failure, whatever it
         is, hands that message and the rest back to the dispatcher at once, which retries (or gives up on) them
-        as it would its own.
-
-        ``carry_last``: offered the last message when it is the dialog's prompt after durable ones (a receipt, a
-        notice) and every one before it has been sent — a webhook's answer, which Telegram performs after this
-        request; True if it took the prompt, which then counts as sent. A prompt may go that way (at most once)
-        as every dialog step's does; a durable message never does."""
+        as it would its own."""
         sender = self.senders[leased.channel]
         sent = 0
-        last = len(leased.payloads) - 1
         try:
-            for index, payload in enumerate(leased.payloads):
-                offered = carry_last if index == last and index > 0 and payload.get("prompt") else None
-                if offered is not None and offered(payload):
-                    sent += 1
-                    break
+            for payload in leased.payloads:
                 try:
                     await sender.send(leased.chat_id, payload)
                 except Exception as exc:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import functools
 import hmac
 import io
 import logging
@@ -126,8 +125,7 @@ class WebhookReply:
 
     Telegram performs a method named in the response to its POST ("reply to the webhook"), so the last message
     of a citizen's answer costs no request of ours; its result cannot be known, so only messages whose loss a
-    retry would not mend anyway (dialog steps, never the outbox's receipts) go this way: the prompt after a
-    receipt does, once the receipt has been sent (``Dispatcher.send_leased``).
+    retry would not mend anyway (dialog steps, never the outbox's receipts) go this way.
     """
 
     def __init__(self) -> None:
@@ -148,8 +146,8 @@ class TelegramSender:
     """Sends rendered payloads to one chat; maps Telegram's errors onto the outbox's retry rules.
 
     Outbox messages to one chat are kept to about one per second (Telegram's per-chat limit) by a token
-    bucket that allows a short burst (a receipt and the menu after it); a message due too soon is handed back
-    to the outbox with ``retry_after``, so other chats are not held up.
+    bucket that allows a short burst; a message due too soon is handed back to the outbox with ``retry_after``,
+    so other chats are not held up.
     """
 
     PER_CHAT_RATE = 1.0
@@ -470,8 +468,6 @@ class TelegramChannel:
             update_id=incoming.update_id,
             operator_id=operator_id,
             unless_official=unless_official,
-            # A receipt is sent before the webhook's answer, which then carries the prompt that follows it.
-            carry_last=functools.partial(webhook_reply.hold, chat_id) if webhook_reply is not None else None,
         )
         if rendered.official:
             return False

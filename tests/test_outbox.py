@@ -168,10 +168,10 @@ async def test_a_receipt_is_sent_right_after_its_commit_not_at_the_dispatchers_n
     await _file_report(conversations, 9400)
     await dispatcher.settle()  # what pakn serve waits for when it stops
     texts = [message.text for message in rig.fake.sent_to(9400)]
-    assert len(texts) == 2 and "DB-" in texts[0], "the receipt, then the menu, in the order written"
+    assert len(texts) == 1 and "DB-" in texts[0] and texts[0].endswith("Bạn muốn làm gì?"), "the receipt and menu"
     rows = await _citizen_rows(rig.ctx)
-    assert [row.status for row in rows] == ["sent", "sent"] and all(row.sent_at for row in rows)
-    assert await dispatcher.run_once() == 0 and len(rig.fake.sent_to(9400)) == 2, "sent once"
+    assert [row.status for row in rows] == ["sent"] and rows[0].sent_at is not None
+    assert await dispatcher.run_once() == 0 and len(rig.fake.sent_to(9400)) == 1, "sent once"
 
 
 async def test_a_receipt_that_fails_right_after_commit_is_handed_to_the_dispatcher(rig: Rig) -> None:
@@ -186,10 +186,10 @@ async def test_a_receipt_that_fails_right_after_commit_is_handed_to_the_dispatch
         if rows and rows[0].not_before <= rig.ctx.now():
             break
         await asyncio.sleep(0.05)
-    assert rig.fake.sent_to(9401) == [] and [row.status for row in rows] == ["sending", "sending"]
+    assert rig.fake.sent_to(9401) == [] and [row.status for row in rows] == ["sending"]
     await _drain(dispatcher)
     texts = [message.text for message in rig.fake.sent_to(9401)]
-    assert len(texts) == 2 and "DB-" in texts[0], "each message once, in order"
+    assert len(texts) == 1 and "DB-" in texts[0], "sent once"
 
 
 async def test_a_receipt_waits_behind_an_earlier_unsent_message_to_the_same_citizen(rig: Rig) -> None:
@@ -198,10 +198,10 @@ async def test_a_receipt_waits_behind_an_earlier_unsent_message_to_the_same_citi
     conversations.outbox = dispatcher = rig.dispatcher()
     await _file_report(conversations, 9402)
     rows = await _citizen_rows(rig.ctx)
-    assert [(row.status, row.attempts) for row in rows] == [("pending", 0)] * 3, "not leased: for the dispatcher"
+    assert [(row.status, row.attempts) for row in rows] == [("pending", 0)] * 2, "not leased: for the dispatcher"
     await _drain(dispatcher)
     texts = [message.text for message in rig.fake.sent_to(9402)]
-    assert texts[0] == "Tin nhắn 0 cho 9402" and "DB-" in texts[1] and len(texts) == 3
+    assert texts[0] == "Tin nhắn 0 cho 9402" and "DB-" in texts[1] and len(texts) == 2
 
 
 async def test_a_process_killed_before_sending_a_leased_receipt_leaves_it_to_the_dispatcher(
@@ -243,45 +243,34 @@ async def _lease(ctx: Context, chat: int, payloads: list[dict[str, Any]]) -> Lea
 
 
 RECEIPT = {"text": "Biên nhận", "buttons": []}
-PROMPT = {"text": "Bạn muốn làm gì?", "buttons": [], "prompt": True}
+NOTE = {"text": "Ghi chú", "buttons": []}
 
 
-async def test_only_the_prompt_after_durable_messages_may_ride_a_webhooks_answer(rig: Rig) -> None:
-    """The webhook's answer is offered the last leased message only when it is the dialog's prompt after durable
-    ones that were sent; a durable message always goes through the Bot API, whose answer says it arrived."""
+async def test_messages_sent_after_commit_go_in_order_and_a_failure_hands_back_the_rest(rig: Rig) -> None:
+    """Several messages leased together are sent one after the other; when one fails, it and those after it go
+    back to the dispatcher at once (which sends them in order), and those before it count as sent."""
     dispatcher = rig.dispatcher()
-    offered: list[str] = []
-
-    def take(payload: dict[str, Any]) -> bool:
-        offered.append(payload["text"])
-        return True
-
-    cases = {
-        9410: [RECEIPT, PROMPT],  # the prompt rides the answer
-        9411: [RECEIPT, {"text": "Ghi chú", "buttons": []}],  # two durable messages: nothing rides
-        9412: [PROMPT],  # a prompt alone was written durable: it is not offered either
-    }
-    for chat, payloads in cases.items():
-        await dispatcher.send_leased(await _lease(rig.ctx, chat, payloads), carry_last=take)
-    await dispatcher.send_leased(await _lease(rig.ctx, 9413, [RECEIPT, PROMPT]), carry_last=lambda payload: False)
+    await dispatcher.send_leased(await _lease(rig.ctx, 9410, [RECEIPT, NOTE]))
+    refused = {"text": "", "buttons": []}  # Telegram answers 400 "message text is empty"
+    await dispatcher.send_leased(await _lease(rig.ctx, 9411, [RECEIPT, refused, NOTE]))
     await dispatcher.settle()
-    assert offered == ["Bạn muốn làm gì?"]
-    assert [m.text for m in rig.fake.sent_to(9410)] == ["Biên nhận"]
+    assert [m.text for m in rig.fake.sent_to(9410)] == ["Biên nhận", "Ghi chú"]
+    assert [m.text for m in rig.fake.sent_to(9411)] == ["Biên nhận"]
+    rows = await _citizen_rows(rig.ctx)
+    assert [row.status for row in rows] == ["sent", "sent", "sent", "sending", "sending"]
+    assert all(row.not_before <= rig.ctx.now() for row in rows[3:]), "handed back: the dispatcher may take them"
+    await _drain(dispatcher)
     assert [m.text for m in rig.fake.sent_to(9411)] == ["Biên nhận", "Ghi chú"]
-    assert [m.text for m in rig.fake.sent_to(9412)] == ["Bạn muốn làm gì?"]
-    assert [m.text for m in rig.fake.sent_to(9413)] == ["Biên nhận", "Bạn muốn làm gì?"]  # declined: by the API
-    assert [row.status for row in await _citizen_rows(rig.ctx)] == ["sent"] * 7
+    assert [row.status for row in await _citizen_rows(rig.ctx)][3:] == ["dead", "sent"]
 
 
-async def test_a_send_cancelled_before_the_answer_hands_its_messages_back_at_once(rig: Rig) -> None:
-    """The webhook's request cancelled while the receipt is on its way (the service stopping, say): the messages
-    are handed back to the dispatcher now, not when their lease runs out a minute later."""
+async def test_a_send_after_commit_cancelled_on_its_way_hands_its_messages_back_at_once(rig: Rig) -> None:
+    """A send right after commit cancelled while the receipt is on its way (the service stopping, say): the
+    messages are handed back to the dispatcher now, not when their lease runs out a minute later."""
     dispatcher = rig.dispatcher()
     rig.fake.delay = 3.0  # Telegram slow to answer
     mark = len(rig.fake.calls)
-    sending = asyncio.ensure_future(
-        dispatcher.send_leased(await _lease(rig.ctx, 9414, [RECEIPT, PROMPT]), carry_last=lambda payload: True)
-    )
+    sending = asyncio.ensure_future(dispatcher.send_leased(await _lease(rig.ctx, 9414, [RECEIPT, NOTE])))
     await rig.fake.wait_for("sendMessage", after=mark, answered=False)
     sending.cancel()
     with pytest.raises(asyncio.CancelledError):
