@@ -475,8 +475,11 @@ class Conversations:
     async def _perform(
         self, unit: _Unit, channel: str, chat_id: str, effect: Effect, locale: str, operator_id: int | None
     ) -> Outcome:
-        """Perform one effect in a savepoint, so a refused one leaves nothing behind but the refusal."""
+        """Perform one effect in a savepoint, so a refused one leaves nothing behind but the refusal. A filing
+        needs none: it refuses before it writes (``submit_item``), and the savepoint cost a fifth of its CPU."""
         try:
+            if isinstance(effect, SubmitDraft):
+                return await self._perform_effect(unit, channel, chat_id, effect, locale, operator_id)
             async with unit.session().begin_nested():
                 return await self._perform_effect(unit, channel, chat_id, effect, locale, operator_id)
         except DomainError as error:

@@ -198,8 +198,9 @@ async def submit_item(
     """Create the item from a citizen's draft, in the caller's transaction.
 
     The rows are written with Core statements on the session's connection: filing is the costliest update a
-    citizen sends, and the ORM's unit of work cost more than the statements themselves. ``codes``: the receipt
-    codes to try, in order (default: random ones)."""
+    citizen sends, and the ORM's unit of work cost more than the statements themselves. Every refusal (a
+    ``bot.errors.DomainError``) comes before the first write, so a refused filing leaves nothing behind without a
+    savepoint. ``codes``: the receipt codes to try, in order (default: random ones)."""
     draft = validate_draft(ctx, draft)
     province = ctx.province
     now = ctx.now()
@@ -217,7 +218,11 @@ async def submit_item(
         about_unit_code=draft.about_unit_code,
         desk_unit_code=desk_unit,
     )
-    connection = await session.connection()
+    remote = draft.commune_code is not None and province.communes[draft.commune_code].remote
+    received = ctx.local_date(now)
+    accept = accept_deadline(province, ctx.calendar, draft.type, received, multi_place=draft.multi_place)
+    resolve = resolve_deadline(province, ctx.calendar, draft.type, accept.due, remote=remote, complex=draft.complex)
+    connection = await session.connection()  # the writes: nothing below refuses the filing
     citizen_id = await citizen_filing(
         ctx,
         connection,
@@ -227,10 +232,6 @@ async def submit_item(
         name=None if draft.anonymous else draft.name,
         phone=None if draft.anonymous else draft.phone,
     )
-    remote = draft.commune_code is not None and province.communes[draft.commune_code].remote
-    received = ctx.local_date(now)
-    accept = accept_deadline(province, ctx.calendar, draft.type, received, multi_place=draft.multi_place)
-    resolve = resolve_deadline(province, ctx.calendar, draft.type, accept.due, remote=remote, complex=draft.complex)
     item_id, receipt_code = await insert_item(
         connection,
         {

@@ -12,10 +12,12 @@ from sqlalchemy import delete, func, select
 from bot.citizens import citizen_id_for_chat
 from bot.context import Context
 from bot.conversation import Conversations, Rendered
+from bot.desks import add_desk, set_desk_active
 from bot.dialog import Event
 from bot.officials import accept_invite, create_invite
 from bot.privacy import lookup_hash
-from models.tables import Citizen, DialogState
+from models.tables import AuditEvent, Citizen, DialogState, Item, ItemMessage, Outbox
+from qr.payload import sign_desk
 from tests.conftest import drop_pooled_connections
 
 
@@ -142,3 +144,49 @@ async def test_a_deleted_chats_row_number_given_to_another_chat_is_not_written_o
     assert rows[second_hash] == 1, "the second chat's state was written over"
     menu = await conversations.handle("telegram", second, _press("menu:file"), update_id=2)
     assert "type:phan_anh" in _payloads(menu)
+
+
+async def test_a_refused_filing_leaves_nothing_behind(ctx: Context) -> None:
+    """The desk a citizen started from is closed while they write: sending is refused with a message, they are
+    back at the summary, and nothing of the item was written (a filing refuses before it writes, so it runs
+    without a savepoint); once the desk is open again, the same draft is filed."""
+    async with ctx.sessions.begin() as session:
+        desk = await add_desk(ctx, session, unit_code="ubnd_xa_muong_phang", name="Bộ phận một cửa")
+    conversations = Conversations(ctx)
+    chat = "3601"
+    start = Event(kind="command", command="start", args=sign_desk(ctx.keys, desk.code), language="vi")
+    rendered = await conversations.handle("telegram", chat, start, update_id=1)
+    steps = [
+        _press("menu:file"),
+        _press("type:phan_anh"),
+        _press("cat:dat_dai"),
+        Event(kind="text", text="Bỏ qua", language="vi"),
+        _press("cond:n"),
+        Event(kind="text", text="Đường vào bản bị sạt lở sau mưa lớn, xe máy không đi qua được.", language="vi"),
+        _press("desc:done"),
+        _press("att:done"),
+        _press("id:anon"),
+    ]
+    for update_id, event in enumerate(steps, start=2):
+        rendered = await conversations.handle("telegram", chat, event, update_id=update_id)
+    assert "sum:send" in _payloads(rendered)
+
+    async def counts() -> list[int]:
+        async with ctx.sessions() as session:
+            tables = (Item, ItemMessage, Citizen, Outbox)
+            found = [await session.scalar(select(func.count()).select_from(table)) or 0 for table in tables]
+            events = select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "submit")
+            return [*found, await session.scalar(events) or 0]
+
+    before = await counts()
+    async with ctx.sessions.begin() as session:
+        await set_desk_active(ctx, session, desk.code, False)
+    refused = await conversations.handle("telegram", chat, _press("sum:send"), update_id=20)
+    assert "ngừng hoạt động" in refused.replies[0]["text"] and "sum:send" in _payloads(refused)
+    assert await counts() == before, "a refused filing wrote something"
+    async with ctx.sessions.begin() as session:
+        await set_desk_active(ctx, session, desk.code, True)
+    filed = await conversations.handle("telegram", chat, _press("sum:send"), update_id=21)
+    assert filed.queued
+    async with ctx.sessions() as session:
+        assert await session.scalar(select(func.count()).select_from(Item)) == before[0] + 1
