@@ -203,15 +203,24 @@ async def test_verify_is_not_fooled_by_a_sealer_at_work(
     await _append_events(sessions, 20)
     await audit.seal(first)
     busy = True
+    seals = 0
 
     async def keep_sealing() -> None:
+        nonlocal seals
         while busy:
             await _append_events(sessions, 1)
-            await audit.seal(second, batch=1)
+            seals += await audit.seal(second, batch=1)
 
     sealing = asyncio.ensure_future(keep_sealing())
+    results: list[audit.VerifyResult] = []
     try:
-        results = [await _verify(sessions) for _ in range(40)]
+        # At least 40 walks, the last one begun after the sealer had moved the head a few times (on a loaded
+        # machine 40 walks can end before its first seal).
+        while len(results) < 5000:
+            sealed_before = seals
+            results.append(await _verify(sessions))
+            if len(results) >= 40 and sealed_before >= 3:
+                break
     finally:
         busy = False
         await sealing
