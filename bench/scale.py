@@ -5,8 +5,9 @@ Seeding is bench/digest_scale.py's (bulk inserts of items over 45 communes and a
 proportions, their clocks and audit events, desks and desk ratings), with the data ending on the Monday of the
 current week, so that /stats (the last 12 weeks up to today) has a full window to count. Then:
 
-1. HTTP, against a real ``pakn serve`` on the seeded database (Telegram off): ``GET /stats`` and
-   ``POST /track`` (a valid receipt code; the page allows 20 look-ups per client per 10 minutes).
+1. HTTP, against a real ``pakn serve`` on the seeded database (Telegram off): ``GET /stats``,
+   ``POST /track`` (a valid receipt code; the page allows 20 look-ups per client per 10 minutes) and
+   ``GET /metrics`` (a Prometheus scrape).
 2. In process: the /track service query (``bot.tracking.public_status``) and the chat's ``/track`` path
    (``Conversations._track``) for random items; ``bot.stats.unit_report`` (what /stats computes).
 3. The scheduler: every open clock gets the ``next_due_at`` a running service would have given it, then
@@ -333,6 +334,14 @@ async def http_phase(url: str, directory: Path, codes: list[str], repeat: int, r
                 track.add(time.perf_counter() - began)
             result.timings["http POST /track"] = track.summary()
             result.notes["http_track_found"] = f"{found}/{len(codes[:15])}"
+            scrape = Timing()  # what a Prometheus scrape costs: items and outbox counted by status
+            for _ in range(repeat):
+                began = time.perf_counter()
+                async with client.get(f"{base}/metrics") as response:
+                    metrics = await response.text()
+                    assert response.status == 200 and "pakn_database_up 1.0" in metrics, response.status
+                scrape.add(time.perf_counter() - began)
+            result.timings["http GET /metrics"] = scrape.summary()
     finally:
         server.stop()
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from bot import audit
 from bot.context import Context
 from bot.conversation import Conversations
-from models.db import sqlite_log_bytes
+from models.db import read_only_session, sqlite_log_bytes
 from models.tables import Item, Outbox
 
 log = logging.getLogger(__name__)
@@ -130,7 +130,9 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     metrics = request.app[METRICS]
     try:
-        async with ctx.sessions() as session:
+        # Counting a province's items by status scans an index (a quarter of a second at a million items): on a
+        # read-only connection of its own, so that on SQLite no citizen's update waits for a scrape.
+        async with read_only_session(ctx.engine) as session:
             items = (await session.execute(select(Item.status, func.count()).group_by(Item.status))).all()
             outbox = (await session.execute(select(Outbox.status, func.count()).group_by(Outbox.status))).all()
             unsealed = await audit.count_unsealed(session)

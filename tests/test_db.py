@@ -397,6 +397,22 @@ async def test_a_long_read_has_a_connection_of_its_own(database_url: tuple[str, 
         await engine.dispose()
 
 
+async def test_a_metrics_scrape_does_not_wait_for_the_services_writes(ctx: Context, web_url: str) -> None:
+    """/metrics counts items by status (an index scan at a province's size) on a connection of its own: while a
+    write holds the service's connection (on SQLite its only one), a scrape still answers, with what is
+    committed."""
+    async with ctx.engine.begin() as writing:
+        await writing.execute(text("SELECT 1"))  # the write transaction is open (on SQLite: BEGIN IMMEDIATE)
+
+        async def scrape() -> str:
+            async with aiohttp.ClientSession() as http, http.get(f"{web_url}/metrics") as response:
+                assert response.status == 200
+                return await response.text()
+
+        body = await asyncio.wait_for(scrape(), 10)
+    assert "pakn_database_up 1.0" in body.splitlines()
+
+
 async def test_metrics_show_the_size_of_sqlites_log(ctx: Context, web_url: str) -> None:
     """An operator can see SQLite's write-ahead log grow (checkpoints stopped); PostgreSQL has no such line."""
     sqlite = ctx.engine.dialect.name == "sqlite"
