@@ -286,13 +286,13 @@ class CitizenDialog:
     # ----------------------------------------------------------------- prompts
 
     def prompt(self, state: dict[str, Any], *notices: Msg) -> Reply:
-        """The current step's question with its buttons, after ``notices`` and a blank line: one message per step,
-        so that the answer to the webhook carries it all (a second message would cost a Bot API round trip
-        first)."""
+        """The current step's question with its buttons, after ``notices``, each followed by a blank line: one
+        message per step, so that the answer to the webhook carries it all (a second message would cost a Bot API
+        round trip first)."""
         step = state["step"]
         reply: Reply = getattr(self, f"_prompt_{step}")(state)
         return Reply(
-            texts=(*notices, "", *reply.texts) if notices else reply.texts,
+            texts=(*(text for notice in notices for text in (notice, "")), *reply.texts),
             buttons=reply.buttons,
             request_contact=reply.request_contact,
             request_location=reply.request_location,

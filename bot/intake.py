@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
@@ -19,7 +20,7 @@ from bot.citizens import citizen_filing
 from bot.clocks import next_alarm
 from bot.context import Context
 from bot.deadlines import Deadline, accept_deadline, resolve_deadline
-from bot.errors import ValidationError
+from bot.errors import DomainError, ValidationError
 from bot.lifecycle import Status
 from bot.privacy import mask_text, normalise_phone, normalise_text, pseudonym_tag
 from bot.receipts import new_receipt_code
@@ -200,7 +201,8 @@ async def submit_item(
     The rows are written with Core statements on the session's connection: filing is the costliest update a
     citizen sends, and the ORM's unit of work cost more than the statements themselves. Every refusal (a
     ``bot.errors.DomainError``) comes before the first write, so a refused filing leaves nothing behind without a
-    savepoint. ``codes``: the receipt codes to try, in order (default: random ones)."""
+    savepoint; one raised later becomes a RuntimeError, which rolls the caller's whole transaction back.
+    ``codes``: the receipt codes to try, in order (default: random ones)."""
     draft = validate_draft(ctx, draft)
     province = ctx.province
     now = ctx.now()
@@ -222,7 +224,47 @@ async def submit_item(
     received = ctx.local_date(now)
     accept = accept_deadline(province, ctx.calendar, draft.type, received, multi_place=draft.multi_place)
     resolve = resolve_deadline(province, ctx.calendar, draft.type, accept.due, remote=remote, complex=draft.complex)
-    connection = await session.connection()  # the writes: nothing below refuses the filing
+    try:
+        return await _write_filing(
+            ctx,
+            session,
+            draft,
+            decision,
+            accept,
+            resolve,
+            remote=remote,
+            now=now,
+            channel=channel,
+            channel_id=channel_id,
+            actor=actor,
+            locale=locale,
+            recorded_by=recorded_by,
+            codes=codes,
+        )
+    except DomainError as error:  # a refusal now would leave half an item: the caller's transaction must roll back
+        raise RuntimeError(f"a filing was refused after its first write ({error.key})") from error
+
+
+async def _write_filing(
+    ctx: Context,
+    session: AsyncSession,
+    draft: Draft,
+    decision: RouteDecision,
+    accept: Deadline,
+    resolve: Deadline | None,
+    *,
+    remote: bool,
+    now: datetime,
+    channel: str,
+    channel_id: str,
+    actor: str,
+    locale: str,
+    recorded_by: int | None,
+    codes: Iterator[str] | None,
+) -> Submitted:
+    """The rows of a filing that ``submit_item`` has accepted."""
+    province = ctx.province
+    connection = await session.connection()
     citizen_id = await citizen_filing(
         ctx,
         connection,

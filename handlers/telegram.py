@@ -146,8 +146,8 @@ class TelegramSender:
     """Sends rendered payloads to one chat; maps Telegram's errors onto the outbox's retry rules.
 
     Outbox messages to one chat are kept to about one per second (Telegram's per-chat limit) by a token
-    bucket that allows a short burst; a message due too soon is handed back to the outbox with ``retry_after``,
-    so other chats are not held up.
+    bucket that allows a short burst (an official's answer with its attachments, say); a message due too soon
+    is handed back to the outbox with ``retry_after``, so other chats are not held up.
     """
 
     PER_CHAT_RATE = 1.0

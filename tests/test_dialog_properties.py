@@ -184,6 +184,7 @@ def test_random_event_sequences_never_crash_or_leave_an_invalid_state(sequence: 
         assert state["locale"] in ("vi", "en")
         json.dumps(state)  # it must be storable
         assert step.replies, "every event gets an answer"
+        assert len(step.replies) == 1, "one message per step: the webhook's answer carries it"
         for reply in step.replies:
             rendered = render_reply(reply, state["locale"])
             assert rendered["text"].strip()

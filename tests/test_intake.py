@@ -1,5 +1,6 @@
 """Intake: an item is created whole, routed, on the legal clock, audited — or not at all."""
 
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -78,6 +79,22 @@ async def test_a_receipt_code_already_taken_is_passed_over(ctx: Context) -> None
     async with ctx.sessions() as session:
         codes = dict((await session.execute(select(Item.id, Item.receipt_code))).all())
     assert codes == {first.id: first.receipt_code, second.id: fresh}
+
+
+async def test_a_refusal_after_the_first_write_is_not_a_refusal(ctx: Context) -> None:
+    """A filing runs without a savepoint because it refuses before it writes; should a refusal ever come after a
+    write (here the receipt codes' source refuses, after the citizen's row is written), it is raised as an error
+    that rolls the caller's whole transaction back, not as a refusal that the conversation would answer and
+    commit with half an item."""
+
+    def refusing_codes() -> Iterator[str]:
+        raise ValidationError("error.invalid")
+        yield "never"
+
+    with pytest.raises(RuntimeError, match="refused after its first write"):
+        async with ctx.sessions.begin() as session:
+            await submit_item(ctx, session, land_report(), channel="web", channel_id="s1", codes=refusing_codes())
+    assert await _count(ctx, Citizen) == 0 and await _count(ctx, Item) == 0
 
 
 async def test_a_complaint_needs_a_name_and_phone(ctx: Context) -> None:
