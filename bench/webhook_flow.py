@@ -7,9 +7,9 @@ conduct, description, done, no attachments, anonymous, send) one after the other
 fully answered; ``--concurrency`` citizens are in flight at once. This process plays Telegram: it POSTs the
 updates and it is the fake Bot API the replies go to (``--delay-ms`` before each answer mimics Telegram's round
 trip). Reported per server: updates/s, items/s, latency from the update's POST to its last reply reaching the
-fake API (p50/p90/p99/max), and the server's CPU time per update from /proc/<pid>/stat. The receipt that
-follows "send" is sent through the Bot API right after the filing's commit (it is durable: an outbox row leased
-to the filing process), before the webhook's answer, which carries the menu.
+fake API (p50/p90/p99/max), and the server's CPU time per update from /proc/<pid>/stat. Every step is answered
+with one message in the webhook's answer, except "send": its receipt (with the menu under it) is durable, an
+outbox row leased to the filing process, which sends it through the Bot API right after the commit.
 
 Examples::
 
