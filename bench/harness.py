@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections import Counter, defaultdict
+from collections import Counter, defaultdict, deque
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -319,6 +319,7 @@ class ArrivalFake(FakeBotAPI):
         super().__init__(token=TOKEN, delay=delay, record=False, history_limit=6)
         self.sends: defaultdict[int, int] = defaultdict(int)
         self.method_counts: Counter[str] = Counter()
+        self._arrivals: defaultdict[int, deque[float]] = defaultdict(lambda: deque(maxlen=8))  # the latest, per chat
         self._waiters: dict[int, tuple[int, asyncio.Future[float]]] = {}
 
     def _record(self, method: str, params: dict[str, Any], headers: dict[str, str]) -> Any:
@@ -327,19 +328,24 @@ class ArrivalFake(FakeBotAPI):
         if method == "sendMessage":
             chat = params.get("chat_id")
             if isinstance(chat, int):
+                arrived = time.perf_counter()
                 count = self.sends[chat] = self.sends[chat] + 1
+                self._arrivals[chat].append(arrived)
                 waiter = self._waiters.get(chat)
                 if waiter is not None and count >= waiter[0] and not waiter[1].done():
-                    waiter[1].set_result(time.perf_counter())
+                    waiter[1].set_result(arrived)
         return call
 
     async def wait_sends(self, chat: int, target: int, timeout: float) -> float:
-        """Wait until ``chat`` has received ``target`` messages in all; the arrival time of the last one."""
+        """Wait until ``chat`` has received ``target`` messages in all; the arrival time of the ``target``-th (which
+        may have come before the webhook's answer that the caller waited for first)."""
         future: asyncio.Future[float] = asyncio.get_running_loop().create_future()
         self._waiters[chat] = (target, future)
         try:
-            if self.sends[chat] >= target:
-                return time.perf_counter()
+            beyond = self.sends[chat] - target
+            if beyond >= 0:
+                arrivals = self._arrivals[chat]
+                return arrivals[-1 - beyond] if beyond < len(arrivals) else time.perf_counter()
             return await asyncio.wait_for(future, timeout)
         finally:
             self._waiters.pop(chat, None)

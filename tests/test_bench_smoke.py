@@ -7,11 +7,15 @@ only that every part of each harness works and reports what it should.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from pathlib import Path
 
+import aiohttp
+
 from bench import scale, webhook_flow
-from bench.harness import CITIZEN_SCRIPT
+from bench.harness import CITIZEN_SCRIPT, TOKEN, ArrivalFake
 
 
 def test_webhook_flow_runs_citizens_and_the_echo_baseline(tmp_path: Path) -> None:
@@ -57,3 +61,25 @@ def test_scale_seeds_and_measures_with_indexes(tmp_path: Path) -> None:
     assert "ix_clocks_next_due_at" in tick_plan
     track_plan = " ".join(line for _, lines in result["plans"]["track"] for line in lines)
     assert "USING INDEX" in track_plan and "SCAN" not in track_plan
+
+
+async def test_latency_ends_when_the_last_reply_reached_the_api_even_before_the_webhooks_answer() -> None:
+    """The harness waits for the webhook's answer before it counts replies; a reply sent through the Bot API (a
+    receipt) may have arrived before that answer, and the update's latency then ends at its arrival, not when
+    the harness got round to counting."""
+    fake = ArrivalFake()
+    await fake.start()
+    try:
+        chat = fake.make_user(4242)["id"]
+        async with aiohttp.ClientSession() as http:
+            for text in ("Biên nhận", "Bạn muốn làm gì?"):
+                payload = {"chat_id": chat, "text": text}
+                async with http.post(f"{fake.url}/bot{TOKEN}/sendMessage", json=payload) as response:
+                    assert response.status == 200
+        counted_from = time.perf_counter()
+        await asyncio.sleep(0.2)  # the webhook's answer, say, still on its way
+        first = await fake.wait_sends(chat, 1, timeout=1)
+        second = await fake.wait_sends(chat, 2, timeout=1)
+        assert first <= second <= counted_from
+    finally:
+        await fake.stop()
