@@ -10,6 +10,7 @@ cached copy of a state another process has changed since) is handled again; so i
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import html
 import logging
@@ -63,6 +64,9 @@ log = logging.getLogger(__name__)
 MAX_EFFECTS_PER_EVENT = 4
 MAX_ATTEMPTS = 5
 STATES_CACHED = 4096  # chats whose latest state this process keeps (sealed; about 1 KB each)
+# How long an update's handling waits for its durable replies (a receipt) to be sent: Telegram sends a chat's next
+# update once this one is answered, so the reply to it comes after the receipt; a slow Bot API holds no longer.
+DURABLE_SEND_WAIT = 2.0
 # The ids of a chat's latest updates live in its sealed state under this key, so that an update Telegram
 # delivers again is recognised without a statement of its own; a redelivery comes soon after the original.
 RECENT_UPDATES_KEY = "_updates"
@@ -305,8 +309,9 @@ class Conversations:
         Telegram user id; when that user is an active official nothing is done and ``Rendered.official`` is
         set (asked in the same transaction: the citizen hot path's only look-up of officials).
 
-        Durable replies to the citizen's own chat are sent by this process in the background right after the
-        commit.
+        Durable replies to the citizen's own chat are sent by this process right after the commit, and this
+        returns once they are sent or after ``DURABLE_SEND_WAIT`` seconds, whichever comes first (the sending
+        goes on in the background).
         """
         moved = await self._move_along(channel, chat_id, event, update_id)
         if moved is not None:
@@ -340,7 +345,7 @@ class Conversations:
             if unit.for_dispatcher:  # a new item's cards, a note to the unit, a reply not leased
                 self.outbox.wake.set()
             if unit.leased is not None:
-                self.outbox.send_after_commit(unit.leased)
+                await asyncio.wait({self.outbox.send_after_commit(unit.leased)}, timeout=DURABLE_SEND_WAIT)
         return rendered
 
     async def _handle(

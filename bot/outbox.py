@@ -239,10 +239,10 @@ class Dispatcher:
         """Whether this process has a sender for ``channel`` (the web chat has none: its page collects)."""
         return channel in self.senders
 
-    def send_after_commit(self, leased: Leased) -> None:
-        """Send messages this process wrote as claimed, in the background: whoever committed them does not wait
-        for the Bot API."""
-        self._track(self.send_leased(leased))
+    def send_after_commit(self, leased: Leased) -> asyncio.Future[Any]:
+        """Send messages this process wrote as claimed, in the background; the caller may wait for the sending
+        as long as it likes (cancelling the wait leaves the sending alone)."""
+        return self._track(self.send_leased(leased))
 
     async def send_leased(self, leased: Leased) -> None:
         """Send messages this process wrote as claimed, now and in order; their outcomes are recorded in the
@@ -262,10 +262,11 @@ class Dispatcher:
         finally:
             self._track(self._outcomes.submit((leased.row_ids[:sent], leased.row_ids[sent:])))
 
-    def _track(self, work: Awaitable[Any]) -> None:
+    def _track(self, work: Awaitable[Any]) -> asyncio.Future[Any]:
         task = asyncio.ensure_future(work)
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        return task
 
     async def settle(self) -> None:
         """Wait for the sends started after commit, and for their outcomes to be recorded (before stopping)."""

@@ -239,6 +239,37 @@ async def test_a_receipt_that_fails_is_sent_again_by_the_dispatcher(webhook: Run
     assert calls[0].params["text"] == calls[1].params["text"] and "Đã gửi thành công." in calls[1].params["text"]
 
 
+async def test_the_filing_is_answered_once_its_receipt_is_sent_unless_telegram_is_slow(webhook: Running) -> None:
+    """Telegram sends a chat's next update once the webhook has answered this one: the filing is answered after
+    its receipt has gone, so that the reply to whatever the citizen does next comes after the receipt; when the
+    Bot API is slow, the answer waits a moment only (DURABLE_SEND_WAIT, 2 s) and the receipt follows."""
+    fake = webhook.fake
+    headers = {"X-Telegram-Bot-Api-Secret-Token": SECRET, "Content-Type": "application/json"}
+    for chat, delay, sent_before_the_answer in ((5015, 0.5, True), (5016, 3.0, False)):
+        user = TelegramUser(fake, chat, webhook=True)
+        await user.say("/start")
+        await fill_in_report(user, category="Môi trường", commune="Thanh Minh", description=DESCRIPTION)
+        await user.press("ẩn danh")
+        press = fake.make_callback(chat, "sum:send", user=chat)
+        press["update_id"] = 90_200 + chat
+        fake.delay = delay  # Telegram answering each Bot API call after this long
+        mark = len(fake.calls)
+
+        def is_receipt(call: Any, chat: int = chat) -> bool:
+            return call.params.get("chat_id") == chat and "Đã gửi thành công." in call.params.get("text", "")
+
+        async with (
+            aiohttp.ClientSession() as http,
+            http.post(f"{webhook.url}/telegram/webhook", json=press, headers=headers) as response,
+        ):
+            assert response.status == 200
+            receipt = await fake.wait_for("sendMessage", is_receipt, after=mark, answered=False)
+            assert receipt.answered == sent_before_the_answer, f"Bot API answering after {delay} s"
+        fake.delay = 0.0
+        receipt = await fake.wait_for("sendMessage", is_receipt, after=mark, timeout=10)
+        assert receipt.status == 200
+
+
 async def test_a_button_press_is_answered_without_holding_back_the_reply(webhook: Running) -> None:
     """The button's spinner is stopped by a Bot API call of its own; with Telegram slow to answer that call, the
     reply (the webhook's response) does not wait for it, and the spinner is still stopped."""
