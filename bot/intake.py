@@ -6,9 +6,9 @@ caller's transaction, so a failure leaves nothing behind.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table
@@ -184,6 +184,16 @@ def new_clock(ctx: Context, item_id: int, deadline: Deadline, *, alarm_after: An
     return Clock(**clock_values(ctx, item_id, deadline, alarm_after=alarm_after))
 
 
+@contextlib.contextmanager
+def _no_refusal_from_here() -> Iterator[None]:
+    """Around a filing's writes: a refusal there would leave half an item behind, so it becomes an error that rolls
+    the caller's whole transaction back instead of an answer the conversation would commit."""
+    try:
+        yield
+    except DomainError as error:
+        raise RuntimeError(f"a filing was refused after its first write ({error.key})") from error
+
+
 async def submit_item(
     ctx: Context,
     session: AsyncSession,
@@ -224,120 +234,81 @@ async def submit_item(
     received = ctx.local_date(now)
     accept = accept_deadline(province, ctx.calendar, draft.type, received, multi_place=draft.multi_place)
     resolve = resolve_deadline(province, ctx.calendar, draft.type, accept.due, remote=remote, complex=draft.complex)
-    try:
-        return await _write_filing(
+    with _no_refusal_from_here():
+        connection = await session.connection()
+        citizen_id = await citizen_filing(
             ctx,
-            session,
-            draft,
-            decision,
-            accept,
-            resolve,
-            remote=remote,
-            now=now,
-            channel=channel,
-            channel_id=channel_id,
-            actor=actor,
+            connection,
+            channel,
+            channel_id,
             locale=locale,
-            recorded_by=recorded_by,
-            codes=codes,
+            name=None if draft.anonymous else draft.name,
+            phone=None if draft.anonymous else draft.phone,
         )
-    except DomainError as error:  # a refusal now would leave half an item: the caller's transaction must roll back
-        raise RuntimeError(f"a filing was refused after its first write ({error.key})") from error
-
-
-async def _write_filing(
-    ctx: Context,
-    session: AsyncSession,
-    draft: Draft,
-    decision: RouteDecision,
-    accept: Deadline,
-    resolve: Deadline | None,
-    *,
-    remote: bool,
-    now: datetime,
-    channel: str,
-    channel_id: str,
-    actor: str,
-    locale: str,
-    recorded_by: int | None,
-    codes: Iterator[str] | None,
-) -> Submitted:
-    """The rows of a filing that ``submit_item`` has accepted."""
-    province = ctx.province
-    connection = await session.connection()
-    citizen_id = await citizen_filing(
-        ctx,
-        connection,
-        channel,
-        channel_id,
-        locale=locale,
-        name=None if draft.anonymous else draft.name,
-        phone=None if draft.anonymous else draft.phone,
-    )
-    item_id, receipt_code = await insert_item(
-        connection,
-        {
-            "type": draft.type,
-            "category": draft.category,
-            "commune_code": draft.commune_code,
-            "unit_code": decision.unit_code,
-            "status": Status.SUBMITTED,
-            "citizen_id": citizen_id,
-            "channel": channel,
-            "desk_code": draft.desk_code,
-            "recorded_by": recorded_by,
-            "anonymous": draft.anonymous,
-            "about_unit_code": draft.about_unit_code,
-            "complex": draft.complex,
-            "remote": remote,
-            "multi_place": draft.multi_place,
-            "latitude": draft.latitude,
-            "longitude": draft.longitude,
-            "received_at": now,
-        },
-        codes or receipt_codes(province.receipt_prefix),
-    )
-    await connection.execute(
-        _MESSAGES.insert(),
-        {
-            "item_id": item_id,
-            "author": "citizen",
-            "kind": "description",
-            "text_masked": mask_text(draft.description),
-            "enc_text": ctx.vault.encrypt(draft.description, "message.text"),
-            "attachments": draft.attachments,
-            "created_at": now,
-        },
-    )
-    await connection.execute(
-        _DECISIONS.insert(),
-        {
-            "item_id": item_id,
-            "unit_code": decision.unit_code,
-            "rule_id": decision.rule_id,
-            "reason": decision.reason,
-            "created_at": now,
-        },
-    )
-    clocks = [clock_values(ctx, item_id, deadline) for deadline in (accept, resolve) if deadline is not None]
-    await connection.execute(_CLOCKS.insert(), clocks)  # one statement for both
-    await post_card(ctx, session, item_id, decision.unit_code)
-    await audit.append(
-        session,
-        action="submit",
-        actor=actor,
-        item_id=item_id,
-        public=True,
-        now=now,
-        data={
-            "type": draft.type,
-            "category": draft.category,
-            "commune": draft.commune_code,
-            "unit": decision.unit_code,
-            "rule": decision.rule_id,
-            "anonymous": draft.anonymous,
-            "channel": channel,
-        },
-    )
-    filed = Filed(item_id, receipt_code, decision.unit_code, citizen_id)
-    return Submitted(filed, decision, accept, resolve, pseudonym_tag(ctx.keys, item_id))
+        item_id, receipt_code = await insert_item(
+            connection,
+            {
+                "type": draft.type,
+                "category": draft.category,
+                "commune_code": draft.commune_code,
+                "unit_code": decision.unit_code,
+                "status": Status.SUBMITTED,
+                "citizen_id": citizen_id,
+                "channel": channel,
+                "desk_code": draft.desk_code,
+                "recorded_by": recorded_by,
+                "anonymous": draft.anonymous,
+                "about_unit_code": draft.about_unit_code,
+                "complex": draft.complex,
+                "remote": remote,
+                "multi_place": draft.multi_place,
+                "latitude": draft.latitude,
+                "longitude": draft.longitude,
+                "received_at": now,
+            },
+            codes or receipt_codes(province.receipt_prefix),
+        )
+        await connection.execute(
+            _MESSAGES.insert(),
+            {
+                "item_id": item_id,
+                "author": "citizen",
+                "kind": "description",
+                "text_masked": mask_text(draft.description),
+                "enc_text": ctx.vault.encrypt(draft.description, "message.text"),
+                "attachments": draft.attachments,
+                "created_at": now,
+            },
+        )
+        await connection.execute(
+            _DECISIONS.insert(),
+            {
+                "item_id": item_id,
+                "unit_code": decision.unit_code,
+                "rule_id": decision.rule_id,
+                "reason": decision.reason,
+                "created_at": now,
+            },
+        )
+        clocks = [clock_values(ctx, item_id, deadline) for deadline in (accept, resolve) if deadline is not None]
+        await connection.execute(_CLOCKS.insert(), clocks)  # one statement for both
+        await post_card(ctx, session, item_id, decision.unit_code)
+        await audit.append(
+            session,
+            action="submit",
+            actor=actor,
+            item_id=item_id,
+            public=True,
+            now=now,
+            data={
+                "type": draft.type,
+                "category": draft.category,
+                "commune": draft.commune_code,
+                "unit": decision.unit_code,
+                "rule": decision.rule_id,
+                "anonymous": draft.anonymous,
+                "channel": channel,
+            },
+        )
+        filed = Filed(item_id, receipt_code, decision.unit_code, citizen_id)
+        return Submitted(filed, decision, accept, resolve, pseudonym_tag(ctx.keys, item_id))

@@ -130,9 +130,8 @@ def queued_for_dispatcher(session: AsyncSession) -> bool:
 @dataclass(frozen=True)
 class Leased:
     """Messages to one chat written as already claimed by this process (``enqueue_all(..., lease_to=…)``), for
-    it to send right after the commit (``Dispatcher.send_after_commit``) instead of waiting for the
-    dispatcher's next round.
-    Should the process die first, the lease runs out and the dispatcher sends them as any others."""
+    it to send right after the commit (``Dispatcher.send_after_commit``) instead of waiting for the dispatcher's
+    next round. Should the process die first, the lease runs out and the dispatcher sends them as any others."""
 
     channel: str
     chat_id: str

@@ -399,8 +399,7 @@ async def test_a_long_read_has_a_connection_of_its_own(database_url: tuple[str, 
 
 async def test_a_metrics_scrape_does_not_wait_for_the_services_writes(ctx: Context, web_url: str) -> None:
     """/metrics counts items by status (an index scan at a province's size) on a connection of its own: while a
-    write holds the service's connection (on SQLite its only one), a scrape still answers, with what is
-    committed."""
+    write holds the service's connection (on SQLite its only one), a scrape still answers."""
     async with ctx.engine.begin() as writing:
         await writing.execute(text("SELECT 1"))  # the write transaction is open (on SQLite: BEGIN IMMEDIATE)
 
