@@ -29,7 +29,7 @@ from typing import Any
 from sqlalchemy import Table, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from models.db import begin, upsert_insert
+from models.db import Prepared, begin, upsert_insert
 from models.tables import AuditEvent, AuditHead, utcnow
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ def event_hash(
 
 _EVENTS: Table = AuditEvent.__table__  # type: ignore[assignment]
 _HEAD: Table = AuditHead.__table__  # type: ignore[assignment]
-_INSERT_EVENT = _EVENTS.insert()
+_INSERT_EVENT = Prepared(_EVENTS.insert())
 _SELECT_HEAD = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == HEAD_ID).with_for_update()
 _MOVE_HEAD = _HEAD.update().where(_HEAD.c.id == HEAD_ID)
 _UNSEALED = _EVENTS.c.seq.is_(None)
@@ -102,8 +102,8 @@ async def append(
     one Core ``INSERT`` (no unit of work, no lock)."""
     await session.flush()
     connection = await session.connection()
-    await connection.execute(
-        _INSERT_EVENT,
+    await _INSERT_EVENT.execute(
+        connection,
         {
             "item_id": item_id,
             "action": action,

@@ -20,6 +20,7 @@ from bot.lifecycle import Status
 from bot.officials import Role
 from bot.outbox import enqueue
 from bot.privacy import pseudonym_tag
+from models.db import Prepared
 from models.tables import Clock, Item, ItemCard, ItemMessage, Official, UnitChat
 
 CARD_ROLES = (Role.OFFICER.value, Role.HEAD.value, Role.COORDINATOR.value)
@@ -27,15 +28,17 @@ _GROUPS: Table = UnitChat.__table__  # type: ignore[assignment]
 _OFFICIALS: Table = Official.__table__  # type: ignore[assignment]
 _ACTIVE_GROUP = (_GROUPS.c.unit_code == bindparam("unit_code"), _GROUPS.c.active.is_(True))
 # Where a unit's cards and notices go, in one statement: its bound groups, else each officer, head and coordinator.
-_CARD_TARGETS = union_all(
-    select(literal("group").label("kind"), _GROUPS.c.id, literal("vi").label("locale")).where(*_ACTIVE_GROUP),
-    select(literal("official").label("kind"), _OFFICIALS.c.id, _OFFICIALS.c.locale).where(
-        _OFFICIALS.c.unit_code == bindparam("unit_code"),
-        _OFFICIALS.c.active.is_(True),
-        _OFFICIALS.c.role.in_(CARD_ROLES),
-        ~exists().where(*_ACTIVE_GROUP),
-    ),
-).order_by("kind", "id")
+_CARD_TARGETS = Prepared(
+    union_all(
+        select(literal("group").label("kind"), _GROUPS.c.id, literal("vi").label("locale")).where(*_ACTIVE_GROUP),
+        select(literal("official").label("kind"), _OFFICIALS.c.id, _OFFICIALS.c.locale).where(
+            _OFFICIALS.c.unit_code == bindparam("unit_code"),
+            _OFFICIALS.c.active.is_(True),
+            _OFFICIALS.c.role.in_(CARD_ROLES),
+            ~exists().where(*_ACTIVE_GROUP),
+        ),
+    ).order_by("kind", "id")
+)
 
 
 def _days_left(ctx: Context, due: Any) -> Msg:
@@ -121,8 +124,8 @@ async def card_payload(ctx: Context, session: AsyncSession, item: Item, locale: 
 
 async def _targets(session: AsyncSession, unit_code: str) -> list[tuple[str, int, str]]:
     """(recipient kind, id, locale) of everyone who gets the unit's cards and notices (``_CARD_TARGETS``)."""
-    rows = await (await session.connection()).execute(_CARD_TARGETS, {"unit_code": unit_code})
-    return [(kind, recipient_id, locale) for kind, recipient_id, locale in rows]
+    found = await _CARD_TARGETS.execute(await session.connection(), {"unit_code": unit_code})
+    return [(kind, recipient_id, locale) for kind, recipient_id, locale in found.rows]
 
 
 async def post_card(ctx: Context, session: AsyncSession, item_id: int, unit_code: str) -> int:

@@ -5,19 +5,19 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from sqlalchemy import Executable, Table, func
+from sqlalchemy import Table, func
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from bot.context import Context
 from bot.privacy import lookup_hash
-from models.db import upsert_insert
+from models.db import Prepared, upsert_insert
 from models.tables import Citizen
 
 _CITIZENS: Table = Citizen.__table__  # type: ignore[assignment]
 
 
 @functools.cache
-def _upsert(dialect: str, columns: tuple[str, ...]) -> Executable:
+def _upsert(dialect: str, columns: tuple[str, ...]) -> Prepared:
     """``INSERT … ON CONFLICT (lookup_hash) DO UPDATE … RETURNING id`` for a dialect and the ``columns`` an
     existing citizen takes too; built once each (the values come as parameters)."""
     statement = upsert_insert(dialect)(_CITIZENS)
@@ -26,7 +26,7 @@ def _upsert(dialect: str, columns: tuple[str, ...]) -> Executable:
         name: func.coalesce(statement.excluded[name], _CITIZENS.c[name]) for name in columns
     } or {"channel": statement.excluded.channel}
     upsert = statement.on_conflict_do_update(index_elements=[_CITIZENS.c.lookup_hash], set_=changes)
-    return upsert.returning(_CITIZENS.c.id)
+    return Prepared(upsert.returning(_CITIZENS.c.id))
 
 
 async def _upsert_citizen(
@@ -42,7 +42,7 @@ async def _upsert_citizen(
         **values,
     }
     statement = _upsert(connection.dialect.name, tuple(sorted(values)))
-    return int((await connection.execute(statement, parameters)).scalar_one())
+    return int((await statement.execute(connection, parameters)).scalar())
 
 
 async def citizen_id_for_chat(ctx: Context, session: AsyncSession, channel: str, channel_id: str) -> int:

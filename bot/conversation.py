@@ -56,7 +56,7 @@ from bot.outbox import Dispatcher, Leased, enqueue_all, queued_for_dispatcher
 from bot.privacy import lookup_hash, normalise_phone
 from bot.ratings import rate_desk
 from bot.tracking import public_timeline, tracked_item
-from models.db import begin, commit_with_next_statement, run_on_sqlite_connection, run_statements_inline
+from models.db import Prepared, begin, commit_with_next_statement, run_on_sqlite_connection, run_statements_inline
 from models.tables import Citizen, Desk, DialogState, Item, ItemMessage
 
 log = logging.getLogger(__name__)
@@ -78,11 +78,11 @@ _STATES: Table = DialogState.__table__  # type: ignore[assignment]
 # official is asked in the same statement.
 _STATE_COLUMNS = (_STATES.c.id, _STATES.c.enc_state, _STATES.c.version)
 _STATE_OF_CHAT = (_STATES.c.channel == bindparam("s_channel"), _STATES.c.chat_hash == bindparam("s_chat_hash"))
-_SELECT_STATE = select(*_STATE_COLUMNS).where(*_STATE_OF_CHAT).with_for_update(of=_STATES)
-_SELECT_STATE_UNLESS_OFFICIAL = (
+_SELECT_STATE = Prepared(select(*_STATE_COLUMNS).where(*_STATE_OF_CHAT).with_for_update(of=_STATES))
+_SELECT_STATE_UNLESS_OFFICIAL = Prepared(
     select(*_STATE_COLUMNS, ACTIVE_OFFICIAL.label("official")).where(*_STATE_OF_CHAT).with_for_update(of=_STATES)
 )
-_INSERT_STATE = _STATES.insert()
+_INSERT_STATE = Prepared(_STATES.insert().returning(_STATES.c.id))
 # The same UPDATE as _UPDATE_STATE, for sqlite3 itself (the state writer's batches bypass SQLAlchemy).
 _SQLITE_UPDATE_STATE = (
     "UPDATE dialog_states SET enc_state = ?, version = ?, updated_at = ? WHERE id = ? AND version = ? AND chat_hash = ?"
@@ -96,10 +96,12 @@ _POSTGRESQL_UPDATE_STATES = text(
 ).columns(id=Integer)
 # The version check, and the chat's hash: a deleted chat's row number can be a new chat's (SQLite reuses the
 # highest), at the same version, and a process that kept the deleted state must not write over the new one.
-_UPDATE_STATE = _STATES.update().where(
-    _STATES.c.id == bindparam("s_id"),
-    _STATES.c.version == bindparam("s_version"),
-    _STATES.c.chat_hash == bindparam("s_chat_hash"),
+_UPDATE_STATE = Prepared(
+    _STATES.update().where(
+        _STATES.c.id == bindparam("s_id"),
+        _STATES.c.version == bindparam("s_version"),
+        _STATES.c.chat_hash == bindparam("s_chat_hash"),
+    )
 )
 
 
@@ -208,7 +210,7 @@ class _StateWriter:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._sqlite = ctx.engine.dialect.name == "sqlite"
-        self._to_date = DialogState.__table__.c.updated_at.type.bind_processor(ctx.engine.dialect)
+        self._to_date = _STATES.c.updated_at.type.dialect_impl(ctx.engine.dialect).bind_processor(ctx.engine.dialect)
         self._autocommit = ctx.engine.execution_options(isolation_level="AUTOCOMMIT")
         self._batches: GroupCommit[_StateWrite, bool] = GroupCommit(self._write_batch)
 
@@ -370,15 +372,16 @@ class Conversations:
         if saved is None:
             parameters = {"s_channel": channel, "s_chat_hash": chat_hash}
             if unless_official is None:
-                row = (await connection.execute(_SELECT_STATE, parameters)).first()
+                row = (await _SELECT_STATE.execute(connection, parameters)).first()
             else:
                 parameters["o_key"] = official_key(self.ctx, unless_official)
-                row = (await connection.execute(_SELECT_STATE_UNLESS_OFFICIAL, parameters)).first()
-                official = row.official if row is not None else await is_official(self.ctx, connection, unless_official)
+                row = (await _SELECT_STATE_UNLESS_OFFICIAL.execute(connection, parameters)).first()
+                official = row[3] if row is not None else await is_official(self.ctx, connection, unless_official)
                 if official:
                     return Rendered("vi", [], official=True)
             if row is not None:
-                saved = _SavedState(row.id, row.version, row.enc_state)
+                row_id, enc_state, version = row[:3]
+                saved = _SavedState(row_id, version, enc_state)
         state = self._unseal(saved.sealed) if saved is not None else new_state(event.language)
         recent = _take_recent_updates(state, update_id)
         if recent is None:  # a second delivery of an update already handled: nothing changes
@@ -402,15 +405,14 @@ class Conversations:
         if not durable and not unit.has_session:
             commit_with_next_statement(connection)  # the state is all this update writes
         if saved is None:
-            inserted = await connection.execute(
-                _INSERT_STATE,
+            inserted = await _INSERT_STATE.execute(
+                connection,
                 {"channel": channel, "chat_hash": chat_hash, "enc_state": sealed, "version": 1, "updated_at": now},
             )
-            assert inserted.inserted_primary_key is not None
-            unit.saved = (key, _SavedState(inserted.inserted_primary_key[0], 1, sealed))
+            unit.saved = (key, _SavedState(inserted.scalar(), 1, sealed))
         else:
-            written = await connection.execute(
-                _UPDATE_STATE,
+            written = await _UPDATE_STATE.execute(
+                connection,
                 {
                     "s_id": saved.row_id,
                     "s_version": saved.version,

@@ -25,7 +25,7 @@ from bot.lifecycle import Status
 from bot.privacy import mask_text, normalise_phone, normalise_text, pseudonym_tag
 from bot.receipts import new_receipt_code
 from bot.routing import RouteDecision, route
-from models.db import upsert_insert
+from models.db import Prepared, upsert_insert
 from models.tables import Clock, Desk, Item, ItemMessage, RoutingDecision
 
 MIN_DESCRIPTION = 20
@@ -39,11 +39,14 @@ _DECISIONS: Table = RoutingDecision.__table__  # type: ignore[assignment]
 _CLOCKS: Table = Clock.__table__  # type: ignore[assignment]
 # A taken receipt code inserts nothing (and returns no id): the unique index decides, in the same statement.
 _INSERT_ITEM = {
-    dialect: upsert_insert(dialect)(_ITEMS)
-    .on_conflict_do_nothing(index_elements=["receipt_code"])
-    .returning(_ITEMS.c.id)
+    dialect: Prepared(
+        upsert_insert(dialect)(_ITEMS).on_conflict_do_nothing(index_elements=["receipt_code"]).returning(_ITEMS.c.id)
+    )
     for dialect in ("sqlite", "postgresql")
 }
+_INSERT_MESSAGE = Prepared(_MESSAGES.insert())
+_INSERT_DECISION = Prepared(_DECISIONS.insert())
+_INSERT_CLOCKS = Prepared(_CLOCKS.insert())
 
 
 @dataclass
@@ -155,9 +158,9 @@ async def insert_item(connection: AsyncConnection, values: dict[str, Any], codes
     """Insert an item under the first of ``codes`` that no item has yet: its id and that code."""
     insert = _INSERT_ITEM[connection.dialect.name]
     for code in codes:
-        row = (await connection.execute(insert, {**values, "receipt_code": code})).first()
-        if row is not None:
-            return row.id, code
+        item_id = (await insert.execute(connection, {**values, "receipt_code": code})).scalar()
+        if item_id is not None:
+            return item_id, code
     raise ValueError("no receipt code left to try")
 
 
@@ -208,8 +211,9 @@ async def submit_item(
 ) -> Submitted:
     """Create the item from a citizen's draft, in the caller's transaction.
 
-    The rows are written with Core statements on the session's connection: filing is the costliest update a
-    citizen sends, and the ORM's unit of work cost more than the statements themselves. Every refusal (a
+    The rows are written with prepared Core statements on the session's connection (``models.db.Prepared``):
+    filing is the costliest update a citizen sends, and the ORM's unit of work, then SQLAlchemy's execution of each
+    statement, cost more than the statements themselves. Every refusal (a
     ``bot.errors.DomainError``) comes before the first write, so a refused filing leaves nothing behind without a
     savepoint; one raised later becomes a RuntimeError, which rolls the caller's whole transaction back.
     ``codes``: the receipt codes to try, in order (default: random ones)."""
@@ -268,8 +272,8 @@ async def submit_item(
             },
             codes or receipt_codes(province.receipt_prefix),
         )
-        await connection.execute(
-            _MESSAGES.insert(),
+        await _INSERT_MESSAGE.execute(
+            connection,
             {
                 "item_id": item_id,
                 "author": "citizen",
@@ -280,8 +284,8 @@ async def submit_item(
                 "created_at": now,
             },
         )
-        await connection.execute(
-            _DECISIONS.insert(),
+        await _INSERT_DECISION.execute(
+            connection,
             {
                 "item_id": item_id,
                 "unit_code": decision.unit_code,
@@ -291,7 +295,7 @@ async def submit_item(
             },
         )
         clocks = [clock_values(ctx, item_id, deadline) for deadline in (accept, resolve) if deadline is not None]
-        await connection.execute(_CLOCKS.insert(), clocks)  # one statement for both
+        await _INSERT_CLOCKS.execute(connection, clocks)
         await post_card(ctx, session, item_id, decision.unit_code)
         await audit.append(
             session,

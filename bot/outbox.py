@@ -33,7 +33,7 @@ from sqlalchemy.orm import aliased
 from bot.batching import GroupCommit
 from bot.context import Context
 from bot.i18n import Msg
-from models.db import begin, run_statements_inline
+from models.db import Prepared, begin, run_statements_inline
 from models.tables import Citizen, Item, ItemCard, Official, Outbox, UnitChat
 
 log = logging.getLogger(__name__)
@@ -44,9 +44,9 @@ MAX_BACKOFF = timedelta(minutes=10)
 _FOR_DISPATCHER = "pakn.outbox.for_dispatcher"  # a session.info key
 # Built once, run as Core statements: a citizen's replies are written on the hot path of every filing.
 _OUTBOX: Table = Outbox.__table__  # type: ignore[assignment]
-_INSERT_MESSAGES = _OUTBOX.insert()
-_INSERT_LEASED = _OUTBOX.insert().returning(_OUTBOX.c.id, sort_by_parameter_order=True)
-_UNSENT_TO = (
+_INSERT_MESSAGES = Prepared(_OUTBOX.insert())
+_INSERT_LEASED = Prepared(_OUTBOX.insert().returning(_OUTBOX.c.id, sort_by_parameter_order=True))
+_UNSENT_TO = Prepared(
     select(_OUTBOX.c.id)
     .where(
         _OUTBOX.c.channel == bindparam("u_channel"),
@@ -160,15 +160,15 @@ async def enqueue_all(
     await session.flush()  # what the session holds comes first (as the ORM's autoflush would have it)
     connection = await session.connection()
     recipient = {"u_channel": channel, "u_kind": recipient_kind, "u_id": recipient_id}
-    if lease_to is None or (await connection.execute(_UNSENT_TO, recipient)).first() is not None:
-        await connection.execute(_INSERT_MESSAGES, rows)
+    if lease_to is None or (await _UNSENT_TO.execute(connection, recipient)).rows:
+        await _INSERT_MESSAGES.execute(connection, rows)
         session.info[_FOR_DISPATCHER] = True
         return None
     lease_until = ctx.now() + LEASE
     for row in rows:
         row.update(status="sending", attempts=1, not_before=lease_until)
-    inserted = await connection.execute(_INSERT_LEASED, rows)
-    return Leased(channel, lease_to, list(inserted.scalars()), payloads)
+    inserted = await _INSERT_LEASED.execute(connection, rows)
+    return Leased(channel, lease_to, [row_id for (row_id,) in inserted.rows], payloads)
 
 
 class Dispatcher:
