@@ -18,7 +18,7 @@ import aiosqlite
 from sqlalchemy import ClauseElement, Executable, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import ColumnDefault
@@ -305,26 +305,36 @@ class Executed:
         return self.rows[0][0] if self.rows else None
 
 
+_REQUIRED = object()  # a parameter the statement has no value for: the caller must give one
+# How a positional parameter gets its value: its name, its place in an IN list fixed in the statement, the value fixed
+# in the statement (or _REQUIRED), the column's Python-side default, and its bind processor (dates, JSON, …).
+_Position = tuple[str, int | None, Any, ColumnDefault | None, Callable[[Any], Any] | None]
+
+
 @dataclass(frozen=True)
 class _SqliteForm:
     """A statement compiled for SQLite and one set of parameter names: what a run needs besides the values."""
 
-    compiled: SQLCompiler
     sql: str
-    positions: tuple[tuple[str, int | None], ...]  # each positional parameter: its name (and place in an IN list)
-    processors: tuple[Callable[[Any], Any] | None, ...]  # each one's bind processor (dates, JSON, …)
-    defaults: tuple[tuple[str, ColumnDefault], ...]  # Python-side column defaults, for columns not given
+    positions: tuple[_Position, ...]
     results: tuple[Callable[[Any], Any] | None, ...] | None  # the result columns' processors; None: none has one
 
     def values(self, given: dict[str, Any]) -> tuple[Any, ...]:
-        parameters = self.compiled.construct_params(given)
-        for name, default in self.defaults:
-            if name not in given:
-                parameters[name] = default.arg if default.is_scalar else default.arg(None)
-        values = (parameters[name] if index is None else parameters[name][index] for name, index in self.positions)
-        return tuple(
-            value if process is None else process(value) for value, process in zip(values, self.processors, strict=True)
-        )
+        """The statement's positional values for the parameters ``given``, as SQLAlchemy would bind them."""
+        values = []
+        for name, index, fixed, default, process in self.positions:
+            if name in given:
+                value = given[name]
+            elif default is not None:
+                value = default.arg if default.is_scalar else default.arg(None)
+            elif fixed is not _REQUIRED:
+                value = fixed
+            else:
+                raise InvalidRequestError(f"a value is required for the parameter {name!r}")
+            if index is not None:
+                value = value[index]
+            values.append(value if process is None else process(value))
+        return tuple(values)
 
     def rows(self, raw: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         results = self.results
@@ -395,27 +405,26 @@ class Prepared:
                 raise TypeError(f"Prepared cannot expand a list given at run time: {name}")
             sources.update((position, (name, index)) for index, position in enumerate(expanded_names))
         assert expanded.positiontup is not None  # SQLite's parameters are positional
-        defaults: list[tuple[str, ColumnDefault]] = []
+        defaults: dict[str, ColumnDefault] = {}
         for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
             default = column.default if column in compiled.insert_prefetch else column.onupdate
             if not isinstance(default, ColumnDefault) or not (default.is_scalar or default.is_callable):
                 raise TypeError(f"Prepared fills in constant and callable column defaults only: {column}")
-            defaults.append((column.key, default))
-        positions: tuple[tuple[str, int | None], ...] = tuple(
-            sources.get(name, (name, None)) for name in expanded.positiontup
-        )
+            defaults[column.key] = default
+        positions: list[_Position] = []
+        for position in expanded.positiontup:
+            name, index = sources.get(position, (position, None))
+            bind = compiled.binds[name]
+            if bind.callable is not None:
+                raise TypeError(f"Prepared cannot call a parameter's value function: {name}")
+            fixed = _REQUIRED if bind.required else bind.value
+            processor = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            positions.append((name, index, fixed, defaults.get(name), processor))
         results = tuple(
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in getattr(self.statement, "exported_columns", ())
         )
-        return _SqliteForm(
-            compiled,
-            expanded.statement,
-            positions,
-            tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name, _ in positions),
-            tuple(defaults),
-            results if any(results) else None,
-        )
+        return _SqliteForm(expanded.statement, tuple(positions), results if any(results) else None)
 
 
 class WalCheckpointer:

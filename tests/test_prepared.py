@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Table, bindparam, event, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.db import Prepared, begin, run_statements_inline
@@ -154,3 +154,12 @@ async def test_on_sqlite_a_prepared_statement_skips_sqlalchemys_execution(engine
         assert len(seen) == 1
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def test_a_missing_parameter_is_refused_before_anything_runs(engine: AsyncEngine) -> None:
+    """Not bound as NULL, which would quietly match nothing."""
+    rename = Prepared(_EVENTS.update().where(_EVENTS.c.actor == bindparam("who")))
+    async with begin(engine) as connection:
+        run_statements_inline(connection)
+        with pytest.raises(SQLAlchemyError, match="who"):
+            await rename.execute(connection, {"action": "b"})
