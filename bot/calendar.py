@@ -29,6 +29,9 @@ class WorkingCalendar:
     def __init__(self, config: CalendarConfig) -> None:
         self._config = config
         self._holidays: dict[int, dict[date, str]] = {}
+        # Every filing walks a few dozen days to count its deadlines and alarms, mostly the same ones: the answer
+        # for a day never changes (the configuration is fixed), and a few years of days is a small dict.
+        self._working: dict[date, bool] = {}
 
     def _holiday_name(self, day: date) -> str | None:
         year_holidays = self._holidays.get(day.year)
@@ -51,7 +54,10 @@ class WorkingCalendar:
         return None
 
     def is_working_day(self, day: date) -> bool:
-        return self.day_off_reason(day) is None
+        working = self._working.get(day)
+        if working is None:
+            working = self._working[day] = self.day_off_reason(day) is None
+        return working
 
     def next_working_day(self, day: date) -> date:
         """`day` itself when it is a working day, else the first working day after it."""

@@ -358,9 +358,13 @@ def _fold_char(char: str) -> str:
     return char
 
 
+# What _fold_char changes: full-width forms, and decimal digits other than ASCII's (``\d`` is Unicode's Nd).
+_FOLDED_RE = re.compile(r"[\uff01-\uff5e]|(?![0-9])\d")
+
+
 def _fold_digits(text: str) -> str:
     """Digits in any script, and full-width punctuation, as ASCII, so no phone hides in other forms."""
-    return text if text.isascii() else "".join(_fold_char(char) for char in text)
+    return text if text.isascii() else _FOLDED_RE.sub(lambda match: _fold_char(match.group()), text)
 
 
 def mask_text(text: str) -> str:
@@ -417,7 +421,8 @@ def normalise_text(text: str) -> str:
     """NFC (some phones send Vietnamese decomposed), no control characters, single spaces, trimmed."""
     text = unicodedata.normalize("NFC", text)
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u2028", "\n").replace("\u2029", "\n\n")
-    text = "".join(char for char in text if _keep_char(char))
+    if not text.replace("\n", "").replace("\t", "").isprintable():  # printable: no Cc, no Cf, nothing to drop
+        text = "".join(char for char in text if _keep_char(char))
     text = _HSPACE_RE.sub(" ", text)
     text = re.sub(r" +\n", "\n", text)
     return text.strip()

@@ -26,6 +26,9 @@ from bot.privacy import (
     SecretKeyError,
     Vault,
     VaultError,
+    _fold_char,
+    _fold_digits,
+    _keep_char,
     load_keys,
     lookup_hash,
     mask_text,
@@ -570,3 +573,24 @@ def test_telegram_usernames_in_the_text_are_masked() -> None:
 
     masked = mask_text("Nhắn cho tôi qua @lovanbinh_88 hoặc email binh@gmail.com, tổ 5.")
     assert "lovanbinh" not in masked and "[tài khoản]" in masked and "[email]" in masked and "tổ 5" in masked
+
+
+# Text as citizens send it, and the characters the cleaning is about: other scripts' digits, full-width forms,
+# control and format characters (zero-width space, bidi overrides, BOM, the joiner emoji need), line breaks.
+_TRICKY_CHARACTERS = "0９１２３٣۴৫\uff0b\u200b\u200d\u202e\ufeff\x00\x07\n\r\t\u2028\u2029 \u00a0ệ"
+_TRICKY_TEXT = st.lists(st.text(max_size=3) | st.text(st.sampled_from(_TRICKY_CHARACTERS), min_size=1)).map("".join)
+
+
+@given(_TRICKY_TEXT)
+def test_folding_changes_each_character_as_fold_char_says(text: str) -> None:
+    """Only the characters that need folding are looked at; the result is the character-by-character one."""
+    assert _fold_digits(text) == "".join(_fold_char(char) for char in text)
+
+
+@given(_TRICKY_TEXT)
+def test_normalising_drops_exactly_the_control_and_format_characters(text: str) -> None:
+    normalised = normalise_text(text)
+    kept = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    kept = kept.replace("\u2028", "\n").replace("\u2029", "\n\n")
+    kept = "".join(char for char in kept if _keep_char(char))
+    assert normalised == re.sub(r" +\n", "\n", re.sub(r"[^\S\n\t]+", " ", kept)).strip()
