@@ -18,11 +18,12 @@ import aiosqlite
 from sqlalchemy import ClauseElement, Executable, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError, InvalidRequestError
+from sqlalchemy.exc import DBAPIError, InvalidRequestError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import NullPool
 from sqlalchemy.schema import ColumnDefault
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.sqltypes import TupleType
 
 _Outcome = tuple[Any, list[Any], int, int | None]
 _T = TypeVar("_T")
@@ -306,6 +307,19 @@ class Executed:
 
 
 _REQUIRED = object()  # a parameter the statement has no value for: the caller must give one
+
+
+@dataclass(frozen=True)
+class _DefaultContext:
+    """What a context-sensitive column default may read (SQLAlchemy's "context-sensitive default functions"): the
+    statement's parameters. Anything else it asks of SQLAlchemy's execution context fails loudly."""
+
+    current_parameters: dict[str, Any]
+
+    def get_current_parameters(self, isolate_multiinsert_groups: bool = True) -> dict[str, Any]:
+        return self.current_parameters
+
+
 # How a positional parameter gets its value: its name, its place in an IN list fixed in the statement, the value fixed
 # in the statement (or _REQUIRED), the column's Python-side default, and its bind processor (dates, JSON, …).
 _Position = tuple[str, int | None, Any, ColumnDefault | None, Callable[[Any], Any] | None]
@@ -326,7 +340,7 @@ class _SqliteForm:
             if name in given:
                 value = given[name]
             elif default is not None:
-                value = default.arg if default.is_scalar else default.arg(None)
+                value = default.arg if default.is_scalar else default.arg(_DefaultContext(given))
             elif fixed is not _REQUIRED:
                 value = fixed
             else:
@@ -354,16 +368,20 @@ class Prepared:
     statement is compiled once for each set of parameter names given, its values pass through the same bind
     processors and Python-side column defaults SQLAlchemy applies, and it runs as the transaction's next statement
     on :class:`_OneTripCursor` (inline, ``BEGIN IMMEDIATE`` and commit-with-next as any other). Errors are
-    SQLAlchemy's (``IntegrityError``, …). Elsewhere — PostgreSQL, a connection not made here, no transaction
-    begun, several rows with ``RETURNING`` — the statement goes through SQLAlchemy as usual.
+    SQLAlchemy's (``IntegrityError``, ``StatementError``, …), but SQLAlchemy's execution never sees the statement:
+    no ``echo``, no ``before_cursor_execute`` or ``handle_error`` event. Elsewhere — PostgreSQL, a connection not
+    made here, no transaction begun, several rows with ``RETURNING`` or with different keys — the statement goes
+    through SQLAlchemy as usual.
 
-    Result rows are plain tuples, their values converted as SQLAlchemy would (booleans, dates, JSON). Only for
-    statements whose expanding parameters (``IN``) are fixed in the statement, and whose Python-side column defaults
-    are constants or callables without arguments (checked when a form is compiled)."""
+    Result rows are plain tuples, their values converted as SQLAlchemy would (booleans, dates, JSON). Refused when a
+    form is compiled (``TypeError``): a list given at run time for ``IN`` or a value rendered into the SQL
+    (``literal_execute``), whose text would change from run to run; a list of tuples; a SQL expression or sequence
+    as a column default. A context-sensitive default function may read the parameters
+    (``context.get_current_parameters()``), nothing else."""
 
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
-        self._forms: dict[tuple[tuple[str, ...], bool], _SqliteForm] = {}
+        self._forms: dict[tuple[Dialect, tuple[str, ...], bool], _SqliteForm] = {}
 
     async def execute(
         self, connection: AsyncConnection, parameters: dict[str, Any] | list[dict[str, Any]] | None = None
@@ -372,18 +390,31 @@ class Prepared:
         rows = parameters if isinstance(parameters, list) else [parameters or {}]
         many = len(rows) > 1
         driver = _one_trip(connection)
-        if driver is None or not connection.in_transaction() or (many and self._returns_rows):
+        if (
+            driver is None
+            or not rows
+            or not connection.in_transaction()
+            or (many and (self._returns_rows or any(row.keys() != rows[0].keys() for row in rows)))
+        ):
             result = await connection.execute(self.statement, parameters)
             return Executed([tuple(row) for row in result] if result.returns_rows else [], result.rowcount)
-        key = (tuple(rows[0]), many)
+        key = (connection.dialect, tuple(rows[0]), many)
         form = self._forms.get(key)
         if form is None:
             form = self._forms[key] = self._compile(connection.dialect, rows[0], many)
-        values = [form.values(row) for row in rows]
         try:
-            cursor = await driver.cursor()._go(form.sql, values if many else values[0], many)
+            values = [form.values(row) for row in rows]
+        except Exception as error:  # as SQLAlchemy reports a parameter it could not bind
+            raise StatementError(
+                f"({type(error).__module__}.{type(error).__qualname__}) {error}", form.sql, parameters, error
+            ) from error
+        bound = values if many else values[0]
+        try:
+            cursor = await driver.cursor()._go(form.sql, bound, many)
         except sqlite3.Error as error:
-            raise DBAPIError.instance(form.sql, values, error, sqlite3.Error) from error
+            raise DBAPIError.instance(
+                form.sql, bound, error, sqlite3.Error, dialect=connection.dialect, ismulti=many
+            ) from error
         return Executed(form.rows(await cursor.fetchall()), cursor.rowcount)
 
     @property
@@ -397,19 +428,27 @@ class Prepared:
         assert isinstance(compiled, SQLCompiler)
         if compiled.escaped_bind_names:
             raise TypeError(f"Prepared needs plain parameter names: {compiled}")
+        # A value rendered into the statement's text must be the same at every run: fixed in the statement.
+        for bind in compiled.literal_execute_params:
+            if bind.key in given:
+                raise TypeError(f"Prepared cannot render a value given at run time into its SQL: {bind.key}")
         # An IN list fixed in the statement expands the same way every time: into these positions.
-        expanded = compiled.construct_expanded_state(given)
+        # (The values do not change how it expands; one missing is reported by ``_SqliteForm.values`` at each run.)
+        unbound = {name: None for name, bind in compiled.binds.items() if bind.required}
+        expanded = compiled.construct_expanded_state({**unbound, **given})
         sources: dict[str, tuple[str, int | None]] = {}
         for name, expanded_names in expanded.parameter_expansion.items():
             if name in given:
                 raise TypeError(f"Prepared cannot expand a list given at run time: {name}")
+            if isinstance(compiled.binds[name].type, TupleType):
+                raise TypeError(f"Prepared cannot expand a list of tuples: {name}")
             sources.update((position, (name, index)) for index, position in enumerate(expanded_names))
         assert expanded.positiontup is not None  # SQLite's parameters are positional
         defaults: dict[str, ColumnDefault] = {}
         for column in (*compiled.insert_prefetch, *compiled.update_prefetch):
             default = column.default if column in compiled.insert_prefetch else column.onupdate
             if not isinstance(default, ColumnDefault) or not (default.is_scalar or default.is_callable):
-                raise TypeError(f"Prepared fills in constant and callable column defaults only: {column}")
+                raise TypeError(f"Prepared fills in constant and Python function column defaults only: {column}")
             defaults[column.key] = default
         positions: list[_Position] = []
         for position in expanded.positiontup:

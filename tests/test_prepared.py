@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, bindparam, event, select, text
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import Column, Integer, MetaData, String, Table, bindparam, event, select, text, tuple_
+from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from models.db import Prepared, begin, run_statements_inline
@@ -161,5 +161,50 @@ async def test_a_missing_parameter_is_refused_before_anything_runs(engine: Async
     rename = Prepared(_EVENTS.update().where(_EVENTS.c.actor == bindparam("who")))
     async with begin(engine) as connection:
         run_statements_inline(connection)
-        with pytest.raises(SQLAlchemyError, match="who"):
+        with pytest.raises(StatementError, match="who"):
             await rename.execute(connection, {"action": "b"})
+
+
+def _shout(context: Any) -> str:
+    return f"{context.get_current_parameters()['word']}!"
+
+
+_DEFAULTS = Table(
+    "prepared_defaults",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("word", String(20)),
+    Column("shout", String(20), default=_shout),
+    Column("kind", String(20), default="plain"),
+)
+
+
+async def test_column_defaults_that_read_the_parameters_and_rows_that_differ(engine: AsyncEngine) -> None:
+    """A context-sensitive default sees the row's parameters; rows of one list that give different columns are
+    written as SQLAlchemy writes them."""
+    async with engine.begin() as connection:
+        await connection.run_sync(_DEFAULTS.metadata.create_all)
+    insert = Prepared(_DEFAULTS.insert())
+    rows = [{"word": "a"}, {"word": "b", "kind": "given"}]
+    async with begin(engine) as connection:
+        run_statements_inline(connection)
+        await insert.execute(connection, {"word": "hi"})
+        await insert.execute(connection, rows)
+        await connection.execute(_DEFAULTS.insert(), rows)
+    async with engine.connect() as connection:
+        stored = [tuple(row) for row in await connection.execute(select(_DEFAULTS).order_by(_DEFAULTS.c.id))]
+    assert stored[0] == (1, "hi", "hi!", "plain")
+    assert [row[1:] for row in stored[1:3]] == [row[1:] for row in stored[3:5]]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_statements_whose_text_would_change_are_refused(engine: AsyncEngine) -> None:
+    """A value rendered into the SQL, or a list of tuples, would need a new text per run; the form is compiled
+    once."""
+    rendered = Prepared(select(_EVENTS.c.id).where(_EVENTS.c.actor == bindparam("who", literal_execute=True)))
+    pairs = Prepared(select(_EVENTS.c.id).where(tuple_(_EVENTS.c.action, _EVENTS.c.actor).in_([("a", "x")])))
+    async with begin(engine) as connection:
+        with pytest.raises(TypeError, match="who"):
+            await rendered.execute(connection, {"who": "x"})
+        with pytest.raises(TypeError, match="tuples"):
+            await pairs.execute(connection, {})
