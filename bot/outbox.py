@@ -403,8 +403,11 @@ class Dispatcher:
             except Exception:
                 log.exception("outbox dispatcher failed; retrying")
             self.wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for loses a cancellation that arrives as the wait
+            # ends (a commit woke the dispatcher just as the service stops), and the loop would then never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wake.wait(), idle)
+                async with asyncio.timeout(idle):
+                    await self.wake.wait()
 
 
 async def take_for_web(ctx: Context, session: AsyncSession, citizen_id: int) -> list[dict[str, Any]]:

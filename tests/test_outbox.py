@@ -280,3 +280,16 @@ async def test_a_send_after_commit_cancelled_on_its_way_hands_its_messages_back_
     rows = await _citizen_rows(rig.ctx)
     assert [row.status for row in rows] == ["sending", "sending"]
     assert all(row.not_before <= rig.ctx.now() for row in rows), "the dispatcher may take them at once"
+
+
+async def test_the_dispatcher_stops_when_told_to_even_as_a_commit_wakes_it(ctx: Context) -> None:
+    """The service stops by cancelling the dispatcher's loop; a wake-up (a commit that queued messages) arriving in
+    the same moment must not swallow that cancellation, or the loop runs on and the service never exits (as it did
+    with ``asyncio.wait_for`` on Python 3.11)."""
+    dispatcher = Dispatcher(ctx, {})
+    running = asyncio.create_task(dispatcher.run_forever(idle=60))
+    await asyncio.sleep(0.5)  # nothing to send: it has looked once and now waits to be woken
+    dispatcher.wake.set()
+    running.cancel()
+    done, _ = await asyncio.wait({running}, timeout=5)
+    assert done and running.cancelled()
