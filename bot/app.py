@@ -150,12 +150,14 @@ async def serve(settings: Settings) -> None:
             loop.add_signal_handler(number, stopping.set)
         await stopping.wait()
         log.info("PAKN stopping")
-    finally:  # no new requests, let those in flight finish; then the bot, the background tasks, the database
+    finally:  # no new requests or updates, let those in flight finish; then the bot, the tasks, the database
         await runner.cleanup()
+        if telegram is not None:  # polling: an update fetched a moment ago may still file an item and send its receipt
+            await telegram.stop_receiving()
         with contextlib.suppress(TimeoutError):  # a receipt being sent: its lease would delay it by a minute
             await asyncio.wait_for(dispatcher.settle(), 10)
         if telegram is not None:
-            await telegram.stop()
+            await telegram.shutdown()
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

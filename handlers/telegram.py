@@ -297,14 +297,22 @@ class TelegramChannel:
             await self.application.updater.start_polling(allowed_updates=ALLOWED_UPDATES, timeout=30)
             log.info("Telegram polling %s", settings.telegram_api_url)
 
-    async def stop(self) -> None:
+    async def stop_receiving(self) -> None:
+        """No more updates (polling stops); those being handled are finished, button presses answered. The bot can
+        still send (the outbox's last sends go through it) until :meth:`shutdown`."""
         if self.application.updater is not None and self.application.updater.running:
             await self.application.updater.stop()
         if self.application.running:
             await self.application.stop()
         if self._answering:  # no new ones now; a spinner left turning would only time out, but let them go out
             await asyncio.wait(self._answering, timeout=5)
+
+    async def shutdown(self) -> None:
         await self.application.shutdown()
+
+    async def stop(self) -> None:
+        await self.stop_receiving()
+        await self.shutdown()
 
     async def _register_commands(self) -> None:
         """setMyCommands per language; a failure is logged, not fatal."""

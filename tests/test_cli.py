@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -205,6 +206,77 @@ async def test_serve_talks_to_a_bot_api_server_by_polling(data_env: dict[str, st
             process.terminate()  # the fake Bot API keeps answering (this loop) while the bot stops polling
             _, stderr = await asyncio.to_thread(process.communicate, timeout=20)
         assert process.returncode == 0 and "PAKN stopping" in stderr and "Traceback" not in stderr, stderr
+
+
+async def test_serve_stopped_while_a_filing_is_handled_sends_its_receipt_and_records_it(
+    data_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Polling: an update fetched just before SIGTERM is handled to the end, and its receipt's sending too, before
+    the service closes the bot and the database. Otherwise the receipt goes out (or not) with the database still
+    saying "sending", and a restart sends it again a minute later. Here the filing waits for SQLite's write lock
+    (held by this test) while the service is told to stop, and Telegram takes 3 s to accept the receipt (longer
+    than the filing waits for it)."""
+    from tests.fakes.telegram_api import FakeBotAPI
+    from tests.reports import fill_in_report
+    from tests.telegram_user import TelegramUser
+
+    token = "123456:TEST-token"
+    async with FakeBotAPI(token=token) as fake:
+        send_message = fake._send_message
+
+        async def slow_receipt(params: dict[str, Any]) -> Any:
+            if "Đơn vị tiếp nhận" in str(params.get("text", "")):
+                await asyncio.sleep(3)
+            return await send_message(params)
+
+        env = {
+            **os.environ,
+            **data_env,
+            "PAKN_PORT": str(unused_port()),
+            "PAKN_TELEGRAM_TOKEN": token,
+            "PAKN_TELEGRAM_API_URL": fake.url,
+            "PAKN_TELEGRAM_MODE": "polling",
+        }
+        process = _serve(env)
+        lock: sqlite3.Connection | None = None
+        try:
+            await fake.wait_for("getUpdates", timeout=30, answered=False)  # the database is there by now
+            lock = sqlite3.connect(tmp_path / "data" / "pakn.db", isolation_level=None)
+            user = TelegramUser(fake, 4343)
+            await user.say("/start")
+            await fill_in_report(
+                user, commune="Mường Phăng", description="Đèn đường trước trường tiểu học hỏng đã lâu."
+            )
+            await user.press("ẩn danh")
+            fake.set_handler("sendMessage", slow_receipt)
+            lock.execute("BEGIN IMMEDIATE")
+            button = next(
+                button["callback_data"]
+                for message in user.received
+                for row in (message.get("reply_markup") or {}).get("inline_keyboard", [])
+                for button in row
+                if "Gửi" in button["text"]
+            )
+            fake.enqueue_update(fake.make_callback(user.chat_id, button, user=user.chat_id))
+            while fake.pending_updates:  # fetched by the service, which now waits for the lock
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)
+            process.terminate()
+            await asyncio.sleep(1)
+            lock.execute("ROLLBACK")
+            _, stderr = await asyncio.to_thread(process.communicate, timeout=40)
+        finally:
+            if lock is not None:
+                lock.close()
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert process.returncode == 0 and "Traceback" not in stderr, stderr
+        receipts = [message for message in fake.sent_to(user.chat_id) if "Đơn vị tiếp nhận" in message.text]
+        assert len(receipts) == 1
+    with sqlite3.connect(tmp_path / "data" / "pakn.db") as database:
+        statuses = [status for (status,) in database.execute("SELECT status FROM outbox")]
+    assert statuses == ["sent"]
 
 
 async def test_serve_seals_audit_events_that_any_process_committed(data_env: dict[str, str], tmp_path: Path) -> None:
