@@ -150,6 +150,18 @@ def _serve(env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
+def _polling_env(data_env: dict[str, str], token: str, api_url: str) -> dict[str, str]:
+    """``pakn serve`` polling a (fake) Bot API server."""
+    return {
+        **os.environ,
+        **data_env,
+        "PAKN_PORT": str(unused_port()),
+        "PAKN_TELEGRAM_TOKEN": token,
+        "PAKN_TELEGRAM_API_URL": api_url,
+        "PAKN_TELEGRAM_MODE": "polling",
+    }
+
+
 async def test_serve_answers_healthz_and_metrics(data_env: dict[str, str], tmp_path: Path) -> None:
     port = unused_port()
     env = {**os.environ, **data_env, "PAKN_PORT": str(port), "PAKN_TELEGRAM_TOKEN": ""}
@@ -187,15 +199,7 @@ async def test_serve_talks_to_a_bot_api_server_by_polling(data_env: dict[str, st
 
     token = "123456:TEST-token"
     async with FakeBotAPI(token=token) as fake:
-        env = {
-            **os.environ,
-            **data_env,
-            "PAKN_PORT": str(unused_port()),
-            "PAKN_TELEGRAM_TOKEN": token,
-            "PAKN_TELEGRAM_API_URL": fake.url,
-            "PAKN_TELEGRAM_MODE": "polling",
-        }
-        process = _serve(env)
+        process = _serve(_polling_env(data_env, token, fake.url))
         try:
             await fake.wait_for("getUpdates", timeout=30, answered=False)
             assert {c["command"] for c in fake.commands_for("")} >= {"start", "track"}
@@ -229,15 +233,7 @@ async def test_serve_stopped_while_a_filing_is_handled_sends_its_receipt_and_rec
                 await asyncio.sleep(3)
             return await send_message(params)
 
-        env = {
-            **os.environ,
-            **data_env,
-            "PAKN_PORT": str(unused_port()),
-            "PAKN_TELEGRAM_TOKEN": token,
-            "PAKN_TELEGRAM_API_URL": fake.url,
-            "PAKN_TELEGRAM_MODE": "polling",
-        }
-        process = _serve(env)
+        process = _serve(_polling_env(data_env, token, fake.url))
         lock: sqlite3.Connection | None = None
         try:
             await fake.wait_for("getUpdates", timeout=30, answered=False)  # the database is there by now
