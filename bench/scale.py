@@ -145,9 +145,15 @@ class Recorder:
         """The statements reading or writing data that the database ran while ``on``."""
         return len(self.statements) if self.traced is None else len(self.traced)
 
-    async def capture(self, action: Callable[[], Awaitable[Any]]) -> list[tuple[str, Any]]:
-        self.statements, self.traced = [], None if self.traced is None else []
+    def start(self) -> None:
+        """Forget what was collected; collect from now on (until ``on`` is cleared)."""
+        self.statements = []
+        if self.traced is not None:
+            self.traced = []
         self.on = True
+
+    async def capture(self, action: Callable[[], Awaitable[Any]]) -> list[tuple[str, Any]]:
+        self.start()
         try:
             await action()
         finally:
@@ -447,8 +453,7 @@ async def bench_one(database: str, args: argparse.Namespace, root: Path, index: 
         rung = 0
         for index in range(args.busy_ticks):
             if index == 0:  # the statements of the first busy tick are explained; the tick itself is timed
-                recorder.statements, recorder.traced = [], None if recorder.traced is None else []
-                recorder.on = True
+                recorder.start()
             try:
                 handled = await timed(busy, lambda: scheduler.tick(ctx, limit=200))
             finally:
