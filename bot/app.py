@@ -155,7 +155,8 @@ async def serve(settings: Settings) -> None:
         if telegram is not None:  # polling: an update fetched a moment ago may still file an item and send its receipt
             await telegram.stop_receiving()
         with contextlib.suppress(TimeoutError):  # a receipt being sent: its lease would delay it by a minute
-            await asyncio.wait_for(dispatcher.settle(), 10)
+            async with asyncio.timeout(10):
+                await dispatcher.settle()
         if telegram is not None:
             await telegram.shutdown()
         for task in tasks:
