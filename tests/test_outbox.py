@@ -288,7 +288,9 @@ async def test_the_dispatcher_stops_when_told_to_even_as_a_commit_wakes_it(ctx: 
     with ``asyncio.wait_for`` on Python 3.11)."""
     dispatcher = Dispatcher(ctx, {})
     running = asyncio.create_task(dispatcher.run_forever(idle=60))
-    await asyncio.sleep(0.5)  # nothing to send: it has looked once and now waits to be woken
+    async with asyncio.timeout(10):  # nothing to send: it looks once, then waits to be woken (Event's own waiters)
+        while not dispatcher.wake._waiters:  # type: ignore[attr-defined]
+            await asyncio.sleep(0.01)
     dispatcher.wake.set()
     running.cancel()
     done, _ = await asyncio.wait({running}, timeout=5)
