@@ -20,12 +20,12 @@ from bot.calendar import WorkingCalendar
 from bot.context import Context
 from bot.conversation import Conversations
 from bot.digest_jobs import send_due_digests
-from bot.housekeeping import run_housekeeping
+from bot.housekeeping import SqliteStatistics, run_housekeeping
 from bot.outbox import Dispatcher, Sender
 from bot.privacy import Vault, load_keys
 from bot.units import sync_units
 from config import Settings, load_province
-from models.db import WalCheckpointer, create_engine, make_session_factory
+from models.db import WalCheckpointer, create_engine, keep_sqlite_statistics, make_session_factory
 from models.migrate import current_heads, current_revision, upgrade
 
 log = logging.getLogger("pakn")
@@ -82,8 +82,9 @@ async def prepare_database(ctx: Context, *, migrate: bool) -> None:
 
 
 def periodic_jobs() -> list[Callable[[Context], Awaitable[object]]]:
-    """Work the scheduler runs on every tick besides deadline alarms: the weekly digest, forgetting on time."""
-    return [send_due_digests, run_housekeeping]
+    """Work the scheduler runs on every tick besides deadline alarms: the weekly digest, forgetting on time,
+    SQLite's query statistics."""
+    return [send_due_digests, run_housekeeping, SqliteStatistics()]
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -170,4 +171,8 @@ async def serve(settings: Settings) -> None:
         finally:
             if checkpointer is not None and checkpointing is not None:
                 await checkpointer.stop(checkpointing)
+            try:
+                await keep_sqlite_statistics(ctx.engine)  # SQLite's advice: before the connection closes
+            except Exception:
+                log.exception("updating SQLite's query statistics at stop failed")
             await ctx.engine.dispose()

@@ -1,4 +1,4 @@
-"""Forgetting on time: identity past its retention period and abandoned drafts.
+"""Forgetting on time: identity past its retention period and abandoned drafts. And SQLite's statistics kept.
 
 The citizen is told before consenting how long their name and phone are kept (``scheduler.toml``
 ``retention.identity_days`` after the item is settled); this job keeps that promise. Audit events never
@@ -8,15 +8,18 @@ hold identity, so the trail stays whole.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, exists, or_, select, update
 
 from bot import audit
 from bot.context import Context
+from models.db import keep_sqlite_statistics
 from models.tables import Citizen, DialogState, Item
 
 ABANDONED_DRAFT = timedelta(days=30)
+# How often SQLite's query statistics are looked at (SQLite's advice: every few hours).
+STATISTICS_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,24 @@ async def run_housekeeping(ctx: Context) -> Purged:
             )
         drafts = await session.execute(delete(DialogState).where(DialogState.updated_at < now - ABANDONED_DRAFT))
     return Purged(len(ids), drafts.rowcount or 0)  # type: ignore[attr-defined]
+
+
+class SqliteStatistics:
+    """A periodic job: :func:`models.db.keep_sqlite_statistics` once every :data:`STATISTICS_EVERY`, counted
+    from the first call (a connection that has run no queries yet gives ``PRAGMA optimize`` nothing to go by)."""
+
+    def __init__(self) -> None:
+        self._last: datetime | None = None
+
+    async def __call__(self, ctx: Context) -> bool:
+        """Whether it looked at the statistics this time."""
+        if ctx.engine.dialect.name != "sqlite":
+            return False
+        now = ctx.now()
+        if self._last is None:
+            self._last = now
+        if now - self._last < STATISTICS_EVERY:
+            return False
+        self._last = now
+        await keep_sqlite_statistics(ctx.engine)
+        return True

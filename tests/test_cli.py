@@ -278,7 +278,8 @@ async def test_serve_stopped_while_a_filing_is_handled_sends_its_receipt_and_rec
 async def test_serve_seals_audit_events_that_any_process_committed(data_env: dict[str, str], tmp_path: Path) -> None:
     """An audited write (here: a filing by another process) leaves its event unsealed; the running service
     chains it within seconds, so `pakn audit verify` finds nothing left to seal. The service's commits leave
-    their pages in SQLite's log, and its checkpointer copies them into the database file within seconds too."""
+    their pages in SQLite's log, and its checkpointer copies them into the database file within seconds too. At stop
+    it leaves SQLite's query statistics behind."""
     assert pakn("db", "upgrade", env=data_env).returncode == 0
     await _submit_one(data_env)
     database = tmp_path / "data" / "pakn.db"
@@ -313,3 +314,7 @@ async def test_serve_seals_audit_events_that_any_process_committed(data_env: dic
         process.communicate(timeout=20)
     result = pakn("audit", "verify", env=data_env)
     assert result.returncode == 0 and "1 events verified (0 sealed just now)" in result.stdout
+    # Before its connection closed, SQLite's query statistics were gathered for what the service queried (its
+    # scheduler looks for due clocks): the planner's figures for the next start.
+    with sqlite3.connect(database) as connection:
+        assert "clocks" in {table for (table,) in connection.execute("SELECT tbl FROM sqlite_stat1")}
