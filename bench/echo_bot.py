@@ -7,7 +7,7 @@ Everything else is PTB's default: the httpx transport (``HTTPXRequest``, pool of
 limiter, PTB's logging as in its examples (httpx quietened to WARNING). The one option is
 ``--concurrent-updates``: default 256, since a service handles its users' updates concurrently, as ``pakn
 serve`` does; 0 is PTB's default, one update at a time, which is faster on loopback (no contention in httpx's
-pool) and waits out every Bot API round trip in turn with a real one (docs/PERFORMANCE.md, runs 21–26). For
+pool) and waits out every Bot API round trip in turn with a real one (docs/PERFORMANCE-HISTORY.md, runs 21–26). For
 reference only, ``--transport aiohttp`` swaps httpx for PAKN's ``handlers.telegram_request.AiohttpRequest``: the
 same bot on the transport ``pakn serve`` uses, which shows how much of the difference is the transport.
 

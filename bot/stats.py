@@ -301,7 +301,7 @@ def csv_rows(ctx: Context, report: Report, unit_codes: list[str], locale: str = 
 class ReportCache:
     """The public figures, computed at most once per ``ttl`` however many people ask.
 
-    At a province's size the report takes about a second (docs/PERFORMANCE.md: 0.9–1.4 s at 1,000,000 items),
+    At a province's size the report takes about a second (docs/PERFORMANCE.md: 0.4–1.4 s at 1,000,000 items, by VM),
     read on a connection of its own (``models.db.read_only_session``: on SQLite, not the one every chat's write
     needs): the pages show figures up to ``ttl`` old instead of computing them per request, and requests that
     come while they are computed share that computation (a request given up does not cancel it). A failed
