@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -229,7 +230,23 @@ async def stats_csv(request: web.Request) -> web.Response:
 REPORTS = web.AppKey("reports", ReportCache)
 
 
+@web.middleware
+async def page_missing_middleware(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """An address with no page behind it (typed by hand from a poster, cut short in a message) gets a page in the
+    visitor's language with the way to the chat, tracking and the figures, not aiohttp's bare "404: Not Found".
+    Only for a browser asking for a page: an API client, a stylesheet or an image keeps its plain 404."""
+    try:
+        return await handler(request)
+    except web.HTTPNotFound:
+        if request.method not in ("GET", "HEAD") or "text/html" not in request.headers.get("Accept", ""):
+            raise
+        return message_page(request, 404, "missing")
+
+
 def setup(app: web.Application) -> None:
+    app.middlewares.append(page_missing_middleware)
     app[REPORTS] = ReportCache(app[CONTEXT])
     app.router.add_get("/track", track_form)
     app.router.add_post("/track", track_lookup)

@@ -287,6 +287,28 @@ async def test_stats_are_computed_once_for_a_few_minutes(ctx: Context, clock: Te
     assert len(reports) == 1, "six visitors at once share one computation"
 
 
+async def test_a_mistyped_address_gets_a_page_in_the_visitors_language(web_url: str) -> None:
+    """Typed by hand from a poster, or cut short in a message: the way on, not aiohttp's bare "404: Not Found"."""
+    browser = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+    async with _client() as http:
+        for address in ("/trak", "/chat/", "/stats/ubnd", "/d"):
+            async with http.get(f"{web_url}{address}", headers=browser) as response:
+                assert response.status == 404, address
+                assert response.content_type == "text/html"
+                html = await response.text()
+                assert "Không tìm thấy trang" in _text(html) and "Địa chỉ này không có trang nào" in _text(html)
+                assert 'href="/chat"' in html and 'href="/track"' in html and 'href="/stats"' in html
+        async with http.get(f"{web_url}/trak", headers={**browser, "Accept-Language": "en-GB,en;q=0.9"}) as response:
+            assert response.status == 404 and "There is no page at this address" in await response.text()
+        # Neither an API client, nor a stylesheet or an image, nor a form sent to nowhere gets a page.
+        async with http.get(f"{web_url}/chat/api/nothing", headers={"Accept": "application/json"}) as response:
+            assert response.status == 404 and "Không tìm thấy trang" not in await response.text()
+        async with http.get(f"{web_url}/static/nothing.css", headers={"Accept": "text/css,*/*;q=0.1"}) as response:
+            assert response.status == 404 and "Không tìm thấy trang" not in await response.text()
+        async with http.post(f"{web_url}/trak", headers=browser, data={"code": "x"}) as response:
+            assert response.status in (404, 405) and "Không tìm thấy trang" not in await response.text()
+
+
 def test_every_public_page_string_is_in_both_catalogs() -> None:
     """Catalog keys used by the desk, track and stats pages and the posters exist in Vietnamese and English."""
     from pathlib import Path
@@ -307,8 +329,8 @@ def test_every_public_page_string_is_in_both_catalogs() -> None:
     for path in sources:
         keys |= set(re.findall(r"""["']((?:desk|page|track|stats|poster|event)\.[a-z_.0-9]+)["']""", path.read_text()))
     keys |= {f"desk.score.{n}" for n in (1, 2, 3)}
-    keys |= {f"page.{kind}.{part}" for kind in ("not_found", "expired", "too_many", "too_large", "bad_request")
-             for part in ("title", "text")}  # fmt: skip
+    kinds = ("not_found", "missing", "expired", "too_many", "too_large", "bad_request")
+    keys |= {f"page.{kind}.{part}" for kind in kinds for part in ("title", "text")}
     keys = {key for key in keys if not key.endswith((".", ".html"))}
     assert len(keys) > 80
     for locale in ("vi", "en"):
