@@ -22,7 +22,7 @@ from bot.context import Context
 from bot.deadlines import Deadline, accept_deadline, resolve_deadline
 from bot.errors import DomainError, ValidationError
 from bot.lifecycle import Status
-from bot.privacy import mask_text, normalise_phone, normalise_text, pseudonym_tag
+from bot.privacy import mask_attachments, mask_text, normalise_phone, normalise_text, pseudonym_tag
 from bot.receipts import new_receipt_code
 from bot.routing import RouteDecision, route
 from models.db import Prepared, upsert_insert
@@ -280,7 +280,7 @@ async def submit_item(
                 "kind": "description",
                 "text_masked": mask_text(draft.description),
                 "enc_text": ctx.vault.encrypt(draft.description, "message.text"),
-                "attachments": draft.attachments,
+                "attachments": mask_attachments(ctx.vault, draft.attachments),
                 "created_at": now,
             },
         )

@@ -13,14 +13,17 @@ import binascii
 import contextlib
 import hashlib
 import hmac
+import json
 import os
 import re
 import secrets
 import stat
 import time
 import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -377,6 +380,28 @@ def mask_text(text: str) -> str:
     text = _ACCOUNT_RE.sub(ACCOUNT_MARK, text)
     text = _mask_phones(text)
     return _ID_RE.sub(_mask_id, text)
+
+
+# What of a citizen's file an official sees that the citizen typed or named: masked as the text is.
+_TYPED_FILE_FIELDS = ("caption", "name")
+
+
+def mask_attachments(vault: Vault, attachments: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A citizen's files as officials may see them. A photo's caption is typed like any message (an anonymous
+    citizen's "photo I took — Lò Văn Pọm, 0912345678"), and a file's name can carry an ID number: both are masked
+    as the description is, and, where masking changed them, the originals are kept sealed (``sealed``), as the
+    description's are. The file itself stays on Telegram's servers."""
+    shown = []
+    for attachment in attachments:
+        copy = dict(attachment)
+        original = {key: copy[key] for key in _TYPED_FILE_FIELDS if isinstance(copy.get(key), str) and copy[key]}
+        masked = {key: mask_text(value) for key, value in original.items()}
+        if masked != original:
+            copy.update(masked)
+            sealed = vault.encrypt(json.dumps(original, ensure_ascii=False), "attachment.original")
+            copy["sealed"] = base64.b64encode(sealed).decode("ascii")
+        shown.append(copy)
+    return shown
 
 
 _PHONE_CHARS_RE = re.compile(r"[\s.\-()]")

@@ -25,7 +25,7 @@ from bot.i18n import Localized, Msg, format_day
 from bot.intake import MAX_ATTACHMENTS, MAX_DESCRIPTION, new_clock
 from bot.lifecycle import Status, check_transition
 from bot.notify import notify_citizen
-from bot.privacy import mask_text, normalise_text, pseudonym_tag
+from bot.privacy import mask_attachments, mask_text, normalise_text, pseudonym_tag
 from bot.routing import supervisor_of
 from models.tables import Clock, Item, ItemCard, ItemMessage, Pause, RoutingDecision
 
@@ -113,8 +113,9 @@ def _message(
     attachments: Sequence[dict[str, Any]] = (),
     official_id: int | None = None,
 ) -> ItemMessage:
-    """A thread message; citizen text is masked for officials, official text is kept as written."""
-    masked = mask_text(text) if author == "citizen" else text
+    """A thread message; citizen text and files are masked for officials, an official's kept as written."""
+    citizen = author == "citizen"
+    masked = mask_text(text) if citizen else text
     return ItemMessage(
         item_id=item.id,
         author=author,
@@ -122,8 +123,8 @@ def _message(
         official_id=official_id,
         unit_code=item.unit_code,
         text_masked=masked,
-        enc_text=ctx.vault.encrypt(text, "message.text") if author == "citizen" else None,
-        attachments=list(attachments),
+        enc_text=ctx.vault.encrypt(text, "message.text") if citizen else None,
+        attachments=mask_attachments(ctx.vault, attachments) if citizen else list(attachments),
         created_at=ctx.now(),
     )
 
@@ -241,7 +242,7 @@ async def add_info(
             "notify.unit_addition",
             {"code": item.receipt_code, "pseudonym": _pseudonym(ctx, item), "text": mask_text(text)},
         ),
-        attachments=list(attachments),
+        attachments=mask_attachments(ctx.vault, attachments),
     )
 
 

@@ -1,6 +1,8 @@
 """The item's life after intake: accept, pause, answer, rate, reopen, transfer, extend, reject."""
 
-from datetime import date
+import base64
+import json
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -9,6 +11,8 @@ from bot import audit
 from bot.context import Context
 from bot.errors import ExtensionLimitReached, IllegalTransition, ValidationError
 from bot.intake import Draft, submit_item
+from bot.officials import accept_invite, create_invite
+from bot.privacy import Vault
 from bot.tickets import (
     accept_item,
     add_info,
@@ -22,7 +26,7 @@ from bot.tickets import (
     request_info,
     transfer_item,
 )
-from models.tables import Item, Pause
+from models.tables import Item, ItemMessage, Outbox, Pause
 from tests.conftest import TestClock
 
 DESCRIPTION = "Đường liên bản từ Nà Nhạn đi Mường Phăng bị sạt lở, xe máy không đi qua được."
@@ -126,3 +130,37 @@ async def test_transfer_and_reject(ctx: Context) -> None:
         assert item.unit_code == "so_nn_mt" and item.status == "submitted"
         await reject_item(ctx, session, item, actor="official:2", guidance="Đề nghị liên hệ Tòa án nhân dân khu vực.")
         assert item.status == "rejected"
+
+
+async def test_a_citizens_captions_and_file_names_reach_officials_masked(ctx: Context) -> None:
+    """A caption is typed like any message and a file name can carry an ID number: an anonymous citizen's
+    "photo I took, call 0912345678" must not reach the unit in clear, at filing or with added information."""
+    async with ctx.sessions.begin() as session:
+        token = await create_invite(
+            ctx, session, unit_code="ubnd_xa_muong_phang", role="officer", valid_for=timedelta(days=1)
+        )
+        await accept_invite(ctx, session, token, telegram_user_id=7001, display_name="Cán bộ A", locale="vi")
+    files = [
+        {"kind": "photo", "file_id": "F1", "caption": "Ảnh do tôi chụp - Lò Văn Pọm, gọi 0912345678"},
+        {"kind": "document", "file_id": "F2", "name": "CCCD_011223344556.pdf", "caption": ""},
+        {"kind": "photo", "file_id": "F3", "caption": "Bãi rác sáng 27/11"},
+    ]
+    item_id = await _submit(ctx, anonymous=True, attachments=files)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        await accept_item(ctx, session, item, actor="official:1")
+        await request_info(ctx, session, item, actor="official:1", question="Xin gửi thêm ảnh chụp gần hơn.")
+        await add_info(ctx, session, item, text="Ảnh gần hơn.", attachments=[{**files[0], "file_id": "F4"}])
+    async with ctx.sessions() as session:
+        stored = [m.attachments for m in (await session.execute(select(ItemMessage))).scalars()]
+        sent = [row.payload for row in (await session.execute(select(Outbox))).scalars()]
+    shown = json.dumps([stored, [payload.get("attachments") for payload in sent]], ensure_ascii=False)
+    assert "0912345678" not in shown and "011223344556" not in shown
+    assert "Ảnh do tôi chụp - Lò Văn Pọm, gọi [số điện thoại]" in shown and "CCCD_[số giấy tờ].pdf" in shown
+    assert "Bãi rác sáng 27/11" in shown, "what identifies no one is kept as typed"
+    card = next(payload for payload in sent if payload.get("attachments") and "F1" in json.dumps(payload))
+    assert [a["file_id"] for a in card["attachments"]] == ["F1", "F2", "F3"]
+    assert any("F4" in json.dumps(payload.get("attachments")) for payload in sent), "the addition's photo went too"
+    sealed = next(a for a in stored[0] if a["file_id"] == "F1")["sealed"]
+    original = Vault(ctx.keys).decrypt(base64.b64decode(sealed), "attachment.original")
+    assert json.loads(original) == {"caption": files[0]["caption"]}, "the original is kept sealed, as the text is"
