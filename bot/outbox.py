@@ -33,6 +33,7 @@ from sqlalchemy.orm import aliased
 from bot.batching import GroupCommit
 from bot.context import Context
 from bot.i18n import Msg
+from bot.privacy import VaultError
 from models.db import Prepared, begin, run_statements_inline
 from models.tables import Citizen, Item, ItemCard, Official, Outbox, UnitChat
 
@@ -171,6 +172,14 @@ async def enqueue_all(
     return Leased(channel, lease_to, [row_id for (row_id,) in inserted.rows], payloads)
 
 
+@dataclass(frozen=True)
+class Unreadable:
+    """A recipient whose stored address the vault cannot open (a damaged row, or one sealed under another key):
+    their messages fail alone, everyone else's still go."""
+
+    reason: str
+
+
 class Dispatcher:
     def __init__(self, ctx: Context, senders: Mapping[str, Sender], *, worker: str | None = None) -> None:
         self.ctx = ctx
@@ -180,7 +189,7 @@ class Dispatcher:
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._outcomes: GroupCommit[tuple[list[int], list[int]], None] = GroupCommit(self._record_outcomes)
 
-    async def _claim(self, limit: int) -> list[tuple[Outbox, str | None]]:
+    async def _claim(self, limit: int) -> list[tuple[Outbox, str | Unreadable | None]]:
         now = self.ctx.now()
         async with self.ctx.sessions.begin() as session:
             earlier = aliased(Outbox)
@@ -213,11 +222,15 @@ class Dispatcher:
                 row.status = "sending"
                 row.attempts += 1
                 row.not_before = now + LEASE
-            chat_ids: dict[tuple[str, int], str | None] = {}
+            chat_ids: dict[tuple[str, int], str | Unreadable | None] = {}
             for row in rows:  # each recipient looked up and decrypted once per batch
                 key = (row.recipient_kind, row.recipient_id)
                 if key not in chat_ids:
-                    chat_ids[key] = await self._chat_id(session, row)
+                    try:
+                        chat_ids[key] = await self._chat_id(session, row)
+                    except VaultError as exc:
+                        log.error("outbox: the address of %s %s cannot be read: %s", *key, exc)
+                        chat_ids[key] = Unreadable(str(exc))
         return [(row, chat_ids[(row.recipient_kind, row.recipient_id)]) for row in rows]
 
     async def _chat_id(self, session: AsyncSession, row: Outbox) -> str | None:
@@ -299,12 +312,12 @@ class Dispatcher:
         transaction at the end.
         """
         claimed = await self._claim(limit)
-        by_recipient: dict[tuple[str, str, int], list[tuple[Outbox, str | None]]] = {}
+        by_recipient: dict[tuple[str, str, int], list[tuple[Outbox, str | Unreadable | None]]] = {}
         for row, chat_id in claimed:
             by_recipient.setdefault((row.channel, row.recipient_kind, row.recipient_id), []).append((row, chat_id))
         outcomes: dict[int, tuple[str, str | None, timedelta | None, int | None]] = {}
 
-        async def serve(queue: list[tuple[Outbox, str | None]]) -> None:
+        async def serve(queue: list[tuple[Outbox, str | Unreadable | None]]) -> None:
             for index, (row, chat_id) in enumerate(queue):
                 outcomes[row.id] = await self._deliver(row, chat_id)
                 if outcomes[row.id][0] != "sent":  # hold the rest back: this recipient's order is kept
@@ -373,10 +386,14 @@ class Dispatcher:
                 payload={"text": text.render(official.locale, html.escape), "buttons": []},
             )
 
-    async def _deliver(self, row: Outbox, chat_id: str | None) -> tuple[str, str | None, timedelta | None, int | None]:
+    async def _deliver(
+        self, row: Outbox, chat_id: str | Unreadable | None
+    ) -> tuple[str, str | None, timedelta | None, int | None]:
         sender = self.senders[row.channel]
         if chat_id is None:
             return ("dead", "recipient not found or no longer active", None, None)
+        if isinstance(chat_id, Unreadable):
+            return ("dead", f"the recipient's address cannot be read: {chat_id.reason}"[:500], None, None)
         try:
             message_id = await sender.send(chat_id, row.payload)
         except Undeliverable as exc:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.citizens import citizen_id_for_chat
 from bot.context import Context
@@ -18,7 +18,7 @@ from bot.dialog import Event
 from bot.officials import accept_invite, create_invite
 from bot.outbox import Dispatcher, Leased, enqueue, enqueue_all
 from handlers.telegram import TelegramChannel
-from models.tables import Outbox
+from models.tables import Citizen, Outbox
 from tests.conftest import TestClock, second_process
 from tests.fakes.telegram_api import FakeBotAPI
 
@@ -295,3 +295,21 @@ async def test_the_dispatcher_stops_when_told_to_even_as_a_commit_wakes_it(ctx: 
     running.cancel()
     done, _ = await asyncio.wait({running}, timeout=5)
     assert done and running.cancelled()
+
+
+async def test_a_recipient_whose_address_cannot_be_read_fails_alone(rig: Rig) -> None:
+    """One damaged row (or one sealed under another key) must not stop every other chat's messages: the
+    dispatcher used to roll the whole batch back and retry it forever."""
+    await _queue(rig.ctx, [4101, 4102, 4103])
+    async with rig.ctx.sessions.begin() as session:
+        damaged = await citizen_id_for_chat(rig.ctx, session, "telegram", "4102")
+        await session.execute(
+            update(Citizen).where(Citizen.id == damaged).values(enc_channel_id=b"\x01" + b"\x00" * 40)
+        )
+    delivered = await rig.dispatcher().run_once()
+    assert delivered == 2
+    assert {str(call.params["chat_id"]) for call in rig.fake.calls_of("sendMessage")} == {"4101", "4103"}
+    async with rig.ctx.sessions() as session:
+        rows = {row.recipient_id: row for row in (await session.execute(select(Outbox))).scalars()}
+    assert rows[damaged].status == "dead" and "cannot be read" in (rows[damaged].error or "")
+    assert all(row.status == "sent" for recipient, row in rows.items() if recipient != damaged)
