@@ -12,7 +12,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import audit, scheduler
@@ -22,11 +22,12 @@ from bot.conversation import Conversations
 from bot.digest_jobs import send_due_digests
 from bot.housekeeping import SqliteStatistics, run_housekeeping
 from bot.outbox import Dispatcher, Sender
-from bot.privacy import Vault, load_keys
+from bot.privacy import Vault, VaultError, load_keys
 from bot.units import sync_units
 from config import Settings, load_province
 from models.db import WalCheckpointer, create_engine, keep_sqlite_statistics, make_session_factory
 from models.migrate import current_heads, current_revision, upgrade
+from models.tables import Citizen, Official
 
 log = logging.getLogger("pakn")
 
@@ -76,9 +77,32 @@ async def prepare_database(ctx: Context, *, migrate: bool) -> None:
                 )
         async with ctx.sessions.begin() as session:
             await sync_units(session, ctx.province)
+        await check_secret_key(ctx)
     except (TimeoutError, OSError, SQLAlchemyError) as exc:
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         raise StartupError(f"database {ctx.engine.url.render_as_string(hide_password=True)}: {reason}") from None
+
+
+async def check_secret_key(ctx: Context) -> None:
+    """The vault's key must open what the database already holds sealed. Started with another key (a lost key
+    file regenerated, a typo in PAKN_SECRET_KEY), the service would not recognise a single official nor reach a
+    single citizen; it stops instead, with one line. A database with nothing sealed yet accepts any key."""
+    async with ctx.sessions() as session:
+        for sealed, purpose in (
+            (select(Citizen.enc_channel_id).order_by(Citizen.id).limit(1), "citizen.channel_id"),
+            (select(Official.enc_channel_id).order_by(Official.id).limit(1), "official.channel_id"),
+        ):
+            blob = await session.scalar(sealed)
+            if blob is None:
+                continue
+            try:
+                ctx.vault.decrypt(blob, purpose)
+            except VaultError:
+                raise StartupError(
+                    "PAKN_SECRET_KEY does not open the data already in the database (it was sealed with another "
+                    "key): start with the key it was written with"
+                ) from None
+            return
 
 
 def periodic_jobs() -> list[Callable[[Context], Awaitable[object]]]:

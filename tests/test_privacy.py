@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import os
 import re
 import stat
@@ -17,6 +18,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.app import StartupError, check_secret_key
+from bot.citizens import citizen_id_for_chat
+from bot.context import Context
 from bot.errors import ValidationError
 from bot.privacy import (
     _KEEP_FORMAT,
@@ -602,3 +606,16 @@ def test_normalised_text_keeps_every_visible_character_in_order_and_nothing_invi
     assert [char for char in normalised if not char.isspace()] == visible
     assert normalised == normalised.strip()
     assert "  " not in normalised
+
+
+async def test_the_service_will_not_start_with_a_key_that_does_not_open_its_data(ctx: Context) -> None:
+    """A lost key file regenerated, or a typo in PAKN_SECRET_KEY: without this check the service started,
+    recognised no official and reached no citizen. Any key goes while nothing is sealed yet."""
+    other = Keys.from_master(bytes(range(1, 33)))
+    stranger = dataclasses.replace(ctx, keys=other, vault=Vault(other))
+    await check_secret_key(stranger)
+    async with ctx.sessions.begin() as session:
+        await citizen_id_for_chat(ctx, session, "telegram", "5001")
+    await check_secret_key(ctx)
+    with pytest.raises(StartupError, match="PAKN_SECRET_KEY does not open the data already in the database"):
+        await check_secret_key(stranger)
