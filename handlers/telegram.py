@@ -70,7 +70,9 @@ class TelegramStartupError(StartupError):
 
 
 def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str]:
-    """Split at line breaks so each piece fits one message; a single overlong line is cut hard."""
+    """Split Telegram HTML at line breaks so each piece fits one message. A single overlong line is cut at its
+    last space before the limit (else at the limit), never inside an entity (``&amp;``) or a tag, which Telegram
+    would refuse to parse; the formatting we add wraps short labels, never a line that long."""
     pieces: list[str] = []
     current = ""
     for line in text.split("\n"):
@@ -78,8 +80,9 @@ def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str
             if current:
                 pieces.append(current)
                 current = ""
-            pieces.append(line[:limit])
-            line = line[limit:]
+            cut = _safe_cut(line, limit)
+            pieces.append(line[:cut])
+            line = line[cut:]
         candidate = f"{current}\n{line}" if current else line
         if len(candidate) > limit:
             pieces.append(current)
@@ -89,6 +92,18 @@ def split_text(text: str, limit: int = MessageLimit.MAX_TEXT_LENGTH) -> list[str
     if current or not pieces:
         pieces.append(current)
     return pieces
+
+
+def _safe_cut(line: str, limit: int) -> int:
+    """Where to cut an overlong line of Telegram HTML: after its last space within the limit if there is one in
+    the last quarter, else at the limit; moved back out of an entity or a tag it would split."""
+    space = line.rfind(" ", limit * 3 // 4, limit)
+    cut = space + 1 if space >= 0 else limit
+    for opening, closing in (("&", ";"), ("<", ">")):
+        start = line.rfind(opening, 0, cut)
+        if start > 0 and line.rfind(closing, start, cut) < 0:
+            cut = start
+    return cut
 
 
 def reply_markup(payload: dict[str, Any]) -> dict[str, Any] | None:
