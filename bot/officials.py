@@ -61,6 +61,8 @@ async def create_invite(
         raise ValidationError("error.unknown_role", value=role)
     if role == Role.COORDINATOR and not ctx.province.units[unit_code].coordinator:
         raise ValidationError("error.coordinator_unit", unit=ctx.province.coordinator.code)
+    if not timedelta(0) < valid_for <= timedelta(days=365):  # as parse_duration allows; no date overflow
+        raise ValidationError("error.invalid")
     token = INVITE_PREFIX + secrets.token_urlsafe(32)
     now = ctx.now()
     session.add(
@@ -253,9 +255,13 @@ async def group_for_chat(ctx: Context, session: AsyncSession, chat_id: int) -> U
     )
 
 
-def parse_duration(text: str) -> timedelta:
-    """``7d``, ``12h``, ``30m`` → timedelta (for ``pakn invite --expires``)."""
+def parse_duration(text: str, *, longest: timedelta = timedelta(days=365)) -> timedelta:
+    """``7d``, ``12h``, ``30m`` → timedelta (for ``pakn invite --expires``), at most ``longest`` (an invite is
+    valid for a year at most)."""
     units = {"d": "days", "h": "hours", "m": "minutes"}
-    if len(text) < 2 or text[-1] not in units or not text[:-1].isdigit() or int(text[:-1]) == 0:
+    number = text[:-1]
+    if len(text) < 2 or text[-1] not in units or not (number.isascii() and number.isdigit()) or int(number) == 0:
         raise ValueError(f"expected a duration like 7d, 12h or 30m, got {text!r}")
-    return timedelta(**{units[text[-1]]: int(text[:-1])})
+    if len(number) > 9 or timedelta(**{units[text[-1]]: int(number)}) > longest:
+        raise ValueError(f"{text!r} is too long: at most {longest.days} days")
+    return timedelta(**{units[text[-1]]: int(number)})

@@ -85,3 +85,38 @@ def test_pakn_invite_prints_a_deep_link_and_writes_its_qr_code(tmp_path: Path) -
     assert listing.returncode == 0 and "0 officials" in listing.stdout
     missing = pakn("officials", "revoke", "99")
     assert missing.returncode == 1 and "Traceback" not in missing.stderr
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "PAKN_DATA_DIR": str(tmp_path / "data"), "PAKN_DATABASE_URL": ""}
+
+
+def _pakn(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, cwd=ROOT, env=_env(tmp_path), timeout=60
+    )
+
+
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    """The command's only line on stderr (alembic's log lines aside)."""
+    lines = [line for line in result.stderr.splitlines() if " INFO alembic." not in line]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    return lines[0]
+
+
+def test_an_invite_is_valid_for_a_year_at_most(tmp_path: Path) -> None:
+    assert officials.parse_duration("365d") == officials.parse_duration("8760h") == timedelta(days=365)
+    for text in ("366d", "8761h", "3000000d", "9" * 30 + "m"):
+        with pytest.raises(ValueError, match="at most 365 days"):
+            officials.parse_duration(text)
+    result = _pakn(tmp_path, "invite", "--unit", "thanh_tra", "--role", "officer", "--expires", "3000000d")
+    assert result.returncode == 2
+    assert _one_line(result) == "pakn: --expires: '3000000d' is too long: at most 365 days"
+
+
+async def test_create_invite_refuses_a_validity_out_of_bounds(ctx: Context) -> None:
+    for valid_for in (timedelta(0), timedelta(days=366), timedelta(days=3_000_000)):
+        with pytest.raises(DomainError) as caught:
+            async with ctx.sessions.begin() as session:
+                await officials.create_invite(ctx, session, unit_code="so_y_te", role="officer", valid_for=valid_for)
+        assert caught.value.key == "error.invalid"
