@@ -32,6 +32,9 @@ from models.tables import Clock, Item
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CONFIG = 0, 1, 2, 3
 
+# The days `pakn deadlines preview` accepts: the calendar's arithmetic stays far from date.max.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+
 # Sub-commands kept in their own modules. Each module has ``register(commands)``, which adds its parsers and
 # sets ``handler`` (``args -> int``) with ``parser.set_defaults(handler=...)``.
 EXTENSIONS: tuple[str, ...] = ("bot.cli_officials", "bot.cli_desks", "bot.cli_digest")
@@ -115,6 +118,17 @@ def cmd_deadlines_preview(args: argparse.Namespace) -> int:
     from bot.calendar import WorkingCalendar
 
     calendar = WorkingCalendar(province.calendar)
+    for option, day in (("--received", args.received), ("--accepted", args.accepted)):
+        if day is not None and not FIRST_YEAR <= day.year <= LAST_YEAR:
+            print(f"pakn: {option} {day.isoformat()} is outside the years {FIRST_YEAR}-{LAST_YEAR}", file=sys.stderr)
+            return EXIT_USAGE
+    if args.accepted is not None and args.accepted < args.received:
+        print(
+            f"pakn: --accepted {args.accepted.isoformat()} is before --received {args.received.isoformat()}: "
+            "an item is accepted on or after the day it is received",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     remote = False
     if args.commune is not None:
         commune = province.communes.get(args.commune)

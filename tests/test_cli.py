@@ -60,6 +60,27 @@ def test_deadlines_preview_rejects_bad_input_in_one_line() -> None:
     assert result.returncode == 2 and "unknown commune code" in result.stderr
 
 
+def test_deadlines_preview_refuses_an_acceptance_before_the_receipt_and_far_dates() -> None:
+    result = pakn("deadlines", "preview", "--type", "to_cao", "--received", "2026-01-01", "--accepted", "2025-01-01")
+    assert result.returncode == 2 and "resolve-by" not in result.stdout
+    assert result.stderr.splitlines() == [
+        "pakn: --accepted 2025-01-01 is before --received 2026-01-01: "
+        "an item is accepted on or after the day it is received"
+    ]
+    for args in (
+        ("--received", "9999-12-30"),
+        ("--received", "1999-12-31"),
+        ("--received", "2026-01-01", "--accepted", "2101-01-03"),
+    ):
+        result = pakn("deadlines", "preview", "--type", "to_cao", *args)
+        assert result.returncode == 2, args
+        assert result.stderr.splitlines() == [f"pakn: {args[-2]} {args[-1]} is outside the years 2000-2100"]
+    result = pakn("deadlines", "preview", "--type", "to_cao", "--received", "2100-12-31")
+    assert result.returncode == 0, result.stderr
+    same_day = pakn("deadlines", "preview", "--type", "to_cao", "--received", "2026-02-12", "--accepted", "2026-02-12")
+    assert same_day.returncode == 0, same_day.stderr
+
+
 def test_every_subcommand_has_help() -> None:
     for args in (
         ("serve",),
