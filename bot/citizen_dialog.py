@@ -27,6 +27,7 @@ from bot.dialog import (
     ReopenItem,
     Reply,
     ResolveDesk,
+    SetLanguage,
     Step,
     SubmitDraft,
     SubmittedInfo,
@@ -142,6 +143,8 @@ class CitizenDialog:
             return self._to_menu(state, Msg("track.reopened", {"code": effect.code, "unit": unit}), durable=True)
         if isinstance(effect, RateDesk):
             return self._to_menu(state, Msg("desk.rating_thanks"))
+        if isinstance(effect, SetLanguage):
+            return Step(state, [self.prompt(state, Msg("lang.changed"))])
         raise TypeError(f"unknown effect {effect!r}")
 
     def _typed_button(self, state: dict[str, Any], event: Event) -> Event:
@@ -225,7 +228,7 @@ class CitizenDialog:
         if locale not in LOCALES:
             return self._reprompt(state)
         state["locale"] = locale
-        return Step(state, [self.prompt(state, Msg("lang.changed"))])
+        return Step(state, effect=SetLanguage(locale))
 
     def _language_prompt(self) -> Reply:
         return Reply.of(Msg("lang.prompt"), buttons=((_b("Tiếng Việt", "lang:vi"), _b("English", "lang:en")),))

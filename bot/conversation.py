@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import Integer, Table, bindparam, select, text
+from sqlalchemy import Integer, Table, bindparam, select, text, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
@@ -42,6 +42,7 @@ from bot.dialog import (
     ReopenItem,
     Reply,
     ResolveDesk,
+    SetLanguage,
     SubmitDraft,
     SubmittedInfo,
     TimelineEntry,
@@ -540,6 +541,10 @@ class Conversations:
             # hash has its own namespace, so ratings cannot be joined to the citizen's vault row.
             device = lookup_hash(ctx.keys, f"desk-{channel}", chat_id)
             await rate_desk(ctx, session, desk, score=effect.score, device=device)
+            return Outcome(True)
+        if isinstance(effect, SetLanguage):  # a citizen who has filed: their later notices follow the new language
+            key = lookup_hash(ctx.keys, channel, chat_id)
+            await session.execute(update(Citizen).where(Citizen.lookup_hash == key).values(locale=effect.locale))
             return Outcome(True)
         item = await self._own_item(session, channel, chat_id, effect.code)
         if isinstance(effect, AddInfo):

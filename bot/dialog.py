@@ -106,7 +106,14 @@ class RateDesk:
     score: int
 
 
-Effect = ResolveDesk | SubmitDraft | TrackItem | AddInfo | RateItem | ReopenItem | RateDesk
+@dataclass(frozen=True)
+class SetLanguage:
+    """The citizen chose a language: what reaches them later (an item accepted, an answer) follows it."""
+
+    locale: str
+
+
+Effect = ResolveDesk | SubmitDraft | TrackItem | AddInfo | RateItem | ReopenItem | RateDesk | SetLanguage
 
 
 # Results the runner hands back.

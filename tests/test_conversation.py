@@ -14,11 +14,15 @@ from bot.context import Context
 from bot.conversation import Conversations, Rendered
 from bot.desks import add_desk, set_desk_active
 from bot.dialog import Event
+from bot.intake import Draft, submit_item
 from bot.officials import accept_invite, create_invite
 from bot.privacy import lookup_hash
+from bot.tickets import accept_item, lock_item
 from models.tables import AuditEvent, Citizen, DialogState, Item, ItemMessage, Outbox
 from qr.payload import sign_desk
 from tests.conftest import drop_pooled_connections
+
+DESCRIPTION = "Đường liên bản từ Nà Nhạn đi Mường Phăng bị sạt lở, xe máy không đi qua được."
 
 
 def _payloads(rendered: Rendered) -> list[str]:
@@ -190,3 +194,22 @@ async def test_a_refused_filing_leaves_nothing_behind(ctx: Context) -> None:
     assert filed.queued
     async with ctx.sessions() as session:
         assert await session.scalar(select(func.count()).select_from(Item)) == before[0] + 1
+
+
+async def test_a_citizen_who_switches_language_is_told_later_news_in_the_new_one(ctx: Context) -> None:
+    """Filed in English, then /lang vi: the bot speaks Vietnamese from then on, and so must the notices that
+    reach the citizen later (an item accepted, an answer), which used to keep the language of the filing."""
+    conversations = Conversations(ctx)
+    draft = Draft(type="phan_anh", category="dat_dai", commune_code="3325", description=DESCRIPTION)
+    async with ctx.sessions.begin() as session:
+        item_id = (await submit_item(ctx, session, draft, channel="telegram", channel_id="3601", locale="en")).item.id
+    switched = await conversations.handle(
+        "telegram", "3601", Event(kind="command", command="lang", args="vi", language="en"), update_id=1
+    )
+    assert switched.locale == "vi" and switched.replies
+    async with ctx.sessions.begin() as session:
+        await accept_item(ctx, session, await lock_item(session, item_id), actor="official:1")
+    async with ctx.sessions() as session:
+        notices = [row.payload["text"] for row in (await session.execute(select(Outbox))).scalars()]
+    assert any("đã được" in text and "thụ lý" in text for text in notices), notices
+    assert not any("was accepted" in text for text in notices)

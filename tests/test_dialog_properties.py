@@ -24,6 +24,7 @@ from bot.dialog import (
     RateItem,
     ReopenItem,
     ResolveDesk,
+    SetLanguage,
     SubmitDraft,
     SubmittedInfo,
     TrackInfo,
@@ -159,7 +160,7 @@ def answer(effect: object, succeed: bool) -> Outcome:
         )
     if isinstance(effect, ReopenItem):
         return Outcome("thanh_tra")
-    assert isinstance(effect, AddInfo | RateItem | RateDesk)
+    assert isinstance(effect, AddInfo | RateItem | RateDesk | SetLanguage)
     return Outcome(True)
 
 
