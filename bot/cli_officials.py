@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot import officials
 from bot.context import Context
 from bot.officials import Role
-from models.tables import Official
+from models.tables import Invite, Official
 
 
 def register(commands: Any) -> None:
@@ -41,11 +41,23 @@ def register(commands: Any) -> None:
     revoke.set_defaults(handler=_revoke)
 
 
+class _NotWritten(Exception):
+    """The QR code could not be written (already said): roll the invite back."""
+
+
 def _bot_username(ctx: Context) -> str:
     return ctx.settings.telegram_bot_username or "<bot>"
 
 
+def _write_qr_code(link: str, png: Path) -> None:
+    """The link's QR code as a new PNG file: an existing file (another invite's code) is never overwritten."""
+    with png.open("xb") as file:
+        segno.make(link, error="m").save(file, kind="png", scale=8, border=4)
+
+
 def _invite(args: argparse.Namespace) -> int:
+    """Nothing is stored unless the QR code was written: the folder is made first, the PNG is written before the
+    invite is committed (and removed again if the commit fails). Each invite has its own file, named by its id."""
     from bot.cli import EXIT_USAGE, with_context
 
     try:
@@ -53,18 +65,39 @@ def _invite(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"pakn: --expires: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"pakn: --out: cannot create the folder {out}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
     async def run(ctx: Context) -> int:
-        async with ctx.sessions.begin() as session:
-            token = await officials.create_invite(
-                ctx, session, unit_code=args.unit, role=args.role, valid_for=valid_for
-            )
-        link = f"https://t.me/{_bot_username(ctx)}?start={token}"
-        args.out.mkdir(parents=True, exist_ok=True)
-        png = args.out / f"invite-{args.unit}-{args.role}.png"
-        segno.make(link, error="m").save(png, scale=8, border=4)
+        png: Path | None = None
+        try:
+            async with ctx.sessions.begin() as session:
+                token = await officials.create_invite(
+                    ctx, session, unit_code=args.unit, role=args.role, valid_for=valid_for
+                )
+                invite_id = await session.scalar(
+                    select(Invite.id).where(Invite.token_hash == officials._token_hash(ctx, token))
+                )
+                link = f"https://t.me/{_bot_username(ctx)}?start={token}"
+                target = out / f"invite-{args.unit}-{args.role}-{invite_id}.png"
+                try:
+                    _write_qr_code(link, target)
+                except OSError as exc:
+                    print(f"pakn: --out: cannot write {target}: {exc.strerror or exc}", file=sys.stderr)
+                    raise _NotWritten() from None
+                png = target
+        except _NotWritten:  # the transaction was rolled back: no invite, no audit event
+            return EXIT_USAGE
+        except BaseException:
+            if png is not None:
+                png.unlink(missing_ok=True)
+            raise
         unit = ctx.province.units[args.unit]
-        print(f"Invite for {args.role} of {unit.name_vi} ({args.unit}), valid {args.expires}, works once:")
+        print(f"Invite {invite_id} for {args.role} of {unit.name_vi} ({args.unit}), valid {args.expires}, works once:")
         print(link)
         print(f"QR code: {png}")
         if not ctx.settings.telegram_bot_username:

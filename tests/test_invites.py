@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from datetime import timedelta
@@ -76,7 +77,9 @@ def test_pakn_invite_prints_a_deep_link_and_writes_its_qr_code(tmp_path: Path) -
     assert result.returncode == 0, result.stderr
     link = re.search(r"https://t\.me/DienBienPaknBot\?start=inv_[A-Za-z0-9_-]+", result.stdout)
     assert link is not None
-    decoded = zxingcpp.read_barcodes(Image.open(tmp_path / "invite-ubnd_xa_muong_phang-head.png"))
+    png = re.search(r"^QR code: (.+)$", result.stdout, re.MULTILINE)
+    assert png is not None and Path(png.group(1)) == tmp_path / "invite-ubnd_xa_muong_phang-head-1.png"
+    decoded = zxingcpp.read_barcodes(Image.open(png.group(1)))
     assert [code.text for code in decoded] == [link.group(0)]
     assert pakn("invite", "--unit", "nowhere", "--role", "head").returncode != 0
     bad = pakn("invite", "--unit", "so_y_te", "--role", "head", "--expires", "soon")
@@ -102,6 +105,49 @@ def _one_line(result: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in result.stderr.splitlines() if " INFO alembic." not in line]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     return lines[0]
+
+
+def _count(tmp_path: Path, table: str) -> int:
+    with sqlite3.connect(tmp_path / "data" / "pakn.db") as connection:
+        return int(connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_an_out_folder_that_cannot_be_made_stores_no_invite(tmp_path: Path) -> None:
+    assert _pakn(tmp_path, "db", "upgrade").returncode == 0
+    not_a_folder = tmp_path / "a-file"
+    not_a_folder.write_text("")
+    for out in (not_a_folder, not_a_folder / "sub"):
+        result = _pakn(tmp_path, "invite", "--unit", "thanh_tra", "--role", "officer", "--out", str(out))
+        assert result.returncode == 2
+        assert _one_line(result) == f"pakn: --out: cannot create the folder {out}: " + (
+            "File exists" if out == not_a_folder else "Not a directory"
+        )
+    assert (_count(tmp_path, "invites"), _count(tmp_path, "audit_events")) == (0, 0)
+
+
+def test_a_qr_code_that_cannot_be_written_stores_no_invite(tmp_path: Path) -> None:
+    out = tmp_path / "qr"
+    out.mkdir()
+    (out / "invite-thanh_tra-officer-1.png").write_text("someone else's file")
+    result = _pakn(tmp_path, "invite", "--unit", "thanh_tra", "--role", "officer", "--out", str(out))
+    assert result.returncode == 2
+    assert _one_line(result).startswith(f"pakn: --out: cannot write {out / 'invite-thanh_tra-officer-1.png'}")
+    assert (out / "invite-thanh_tra-officer-1.png").read_text() == "someone else's file"
+    assert (_count(tmp_path, "invites"), _count(tmp_path, "audit_events")) == (0, 0)
+
+
+def test_two_invites_for_the_same_unit_and_role_keep_both_qr_codes(tmp_path: Path) -> None:
+    codes = {}
+    for _ in range(2):
+        result = _pakn(tmp_path, "invite", "--unit", "thanh_tra", "--role", "officer", "--out", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        link = re.search(r"^https://t\.me/\S+$", result.stdout, re.MULTILINE)
+        png = re.search(r"^QR code: (.+)$", result.stdout, re.MULTILINE)
+        assert link is not None and png is not None
+        codes[png.group(1)] = link.group(0)
+    assert sorted(codes) == [str(tmp_path / f"invite-thanh_tra-officer-{n}.png") for n in (1, 2)]
+    for png, link in codes.items():
+        assert [code.text for code in zxingcpp.read_barcodes(Image.open(png))] == [link]
 
 
 def test_an_invite_is_valid_for_a_year_at_most(tmp_path: Path) -> None:
