@@ -49,6 +49,13 @@ def _bot_username(ctx: Context) -> str:
     return ctx.settings.telegram_bot_username or "<bot>"
 
 
+def _unknown_unit(code: str) -> int:
+    from bot.cli import EXIT_USAGE
+
+    print(f"pakn: unknown unit {code!r} (see `pakn units list`)", file=sys.stderr)
+    return EXIT_USAGE
+
+
 def _write_qr_code(link: str, png: Path) -> None:
     """The link's QR code as a new PNG file: an existing file (another invite's code) is never overwritten."""
     with png.open("xb") as file:
@@ -73,6 +80,8 @@ def _invite(args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
     async def run(ctx: Context) -> int:
+        if args.unit not in ctx.province.units:
+            return _unknown_unit(args.unit)
         png: Path | None = None
         try:
             async with ctx.sessions.begin() as session:
@@ -113,6 +122,8 @@ def _list(args: argparse.Namespace) -> int:
     async def run(ctx: Context) -> int:
         query = select(Official).order_by(Official.unit_code, Official.id)
         if args.unit:
+            if args.unit not in ctx.province.units:
+                return _unknown_unit(args.unit)
             query = query.where(Official.unit_code == args.unit)
         if not args.all:
             query = query.where(Official.active.is_(True))
@@ -139,10 +150,27 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from bot.cli import with_context
+    from bot.cli import EXIT_FAILED, with_context
 
     async def run(ctx: Context) -> int:
         async with ctx.sessions.begin() as session:
+            official = await session.get(Official, args.official_id)
+            if official is None:
+                print(
+                    f"pakn: no official with id {args.official_id} (see `pakn officials list --all`)", file=sys.stderr
+                )
+                return EXIT_FAILED
+            if not official.active:
+                when = (
+                    f" on {official.revoked_at.astimezone(ctx.province.timezone):%Y-%m-%d}"
+                    if official.revoked_at
+                    else ""
+                )
+                print(
+                    f"pakn: official {official.id} ({official.role} of {official.unit_code}) was already revoked{when}",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
             official = await officials.revoke(ctx, session, args.official_id, actor="cli")
         print(f"official {official.id} ({official.role} of {official.unit_code}) revoked")
         return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import sqlite3
@@ -166,3 +167,50 @@ async def test_create_invite_refuses_a_validity_out_of_bounds(ctx: Context) -> N
             async with ctx.sessions.begin() as session:
                 await officials.create_invite(ctx, session, unit_code="so_y_te", role="officer", valid_for=valid_for)
         assert caught.value.key == "error.invalid"
+
+
+def test_an_unknown_unit_is_bad_usage_for_every_officials_command(tmp_path: Path) -> None:
+    for args in (
+        ("invite", "--unit", "nope", "--role", "officer", "--out", str(tmp_path / "qr")),
+        ("officials", "list", "--unit", "nope"),
+        ("items", "list", "--unit", "nope"),
+    ):
+        result = _pakn(tmp_path, *args)
+        assert result.returncode == 2, args
+        assert _one_line(result) == "pakn: unknown unit 'nope' (see `pakn units list`)", args
+    assert not (tmp_path / "qr").exists() or not any((tmp_path / "qr").iterdir())
+
+
+async def _join(tmp_path: Path, token: str) -> int:
+    """Open the invite as a Telegram account would, in the CLI's database; the new official's id."""
+    from bot.app import build_context
+    from config import load_settings
+
+    ctx = await build_context(load_settings(_env(tmp_path)))
+    try:
+        async with ctx.sessions.begin() as session:
+            official = await officials.accept_invite(
+                ctx, session, token, telegram_user_id=4242, display_name="Cán bộ A", locale="vi"
+            )
+        return official.id
+    finally:
+        await ctx.engine.dispose()
+
+
+def test_revoking_a_missing_or_revoked_official_says_which(tmp_path: Path) -> None:
+    result = _pakn(tmp_path, "officials", "revoke", "99")
+    assert result.returncode == 1
+    assert _one_line(result).startswith("pakn: no official with id 99")
+    result = _pakn(tmp_path, "invite", "--unit", "thanh_tra", "--role", "officer", "--out", str(tmp_path))
+    token = re.search(r"start=(inv_[A-Za-z0-9_-]+)", result.stdout)
+    assert token is not None, result.stderr
+    official = asyncio.run(_join(tmp_path, token.group(1)))
+    result = _pakn(tmp_path, "officials", "revoke", str(official))
+    assert result.returncode == 0, result.stderr
+    assert f"official {official} (officer of thanh_tra) revoked" in result.stdout
+    with sqlite3.connect(tmp_path / "data" / "pakn.db") as connection:
+        connection.execute("UPDATE officials SET revoked_at = '2026-03-01 02:00:00.000000' WHERE id = ?", (official,))
+    result = _pakn(tmp_path, "officials", "revoke", str(official))
+    assert result.returncode == 1
+    assert _one_line(result) == f"pakn: official {official} (officer of thanh_tra) was already revoked on 2026-03-01"
+    assert _count(tmp_path, "audit_events") == 3  # the invite, the joining, one revocation
