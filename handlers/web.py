@@ -31,7 +31,6 @@ COOKIE = "pakn_chat"
 MAX_BODY = 64 * 1024
 MAX_TEXT = 8000
 EVENT_KINDS = {"text", "button", "command", "location"}
-COMMANDS = {"start", "resume", "cancel", "help", "lang", "track", "menu"}
 HERE = Path(__file__).parent
 
 templates = jinja2.Environment(
@@ -104,14 +103,11 @@ def _parse_event(body: Any, locale: str) -> Event:
         raise web.HTTPBadRequest(text="bad text or payload")
     if len(payload.encode("utf-8")) > MAX_PAYLOAD_BYTES:
         raise web.HTTPBadRequest(text="payload too long")
-    if kind == "command":
-        command = body.get("command", "")
-        if command not in COMMANDS:
-            raise web.HTTPBadRequest(text="unknown command")
-        args = body.get("args", "")
-        if not isinstance(args, str) or len(args) > 64:
-            raise web.HTTPBadRequest(text="bad command arguments")
-        return Event(kind="command", command=command, args=args, language=locale)
+    if kind == "command":  # an unknown one is the dialog's to answer ("no such command"), as on Telegram
+        command, args = body.get("command", ""), body.get("args", "")
+        if not isinstance(command, str) or not isinstance(args, str) or len(command) > 64 or len(args) > MAX_TEXT:
+            raise web.HTTPBadRequest(text="bad command")
+        return Event(kind="command", command=command.lower(), args=args, language=locale)
     if kind == "location":
         try:
             latitude, longitude = float(body["latitude"]), float(body["longitude"])

@@ -165,6 +165,19 @@ async def test_bad_requests_get_proper_statuses(web_url: str) -> None:
         await chat.post({"kind": "text", "text": "a" * 8001}, expect=400)
         text = await chat.say("a" * 5000)
         assert "Xin lỗi, tôi chưa hiểu" in text
+        await chat.post({"kind": "command", "command": 5}, expect=400)
+
+
+async def test_a_command_the_chat_does_not_have_gets_the_dialogs_answer(web_url: str) -> None:
+    """Typed "/abc", or a message that merely starts with a slash: the page used to show "check your
+    connection" (the server refused the command with a 400) and lose the text; Telegram answers it."""
+    async with WebChat(web_url) as chat:
+        await chat.open()
+        for command, args in (("abc", ""), ("", "đường hỏng ở bản Co Mận"), ("whoami", "x" * 100)):
+            text = await chat.command(command, args)
+            assert "Lệnh này không có. Các lệnh: /start, /track" in text, (command, text)
+        tracked = await chat.command("track", "mã của tôi là " + "DB-XXXX " * 20)
+        assert "Lệnh này không có" not in tracked and tracked.strip()
 
 
 async def test_concurrent_messages_from_one_chat_are_serialised(web_url: str) -> None:
