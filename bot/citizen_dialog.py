@@ -559,7 +559,8 @@ class CitizenDialog:
             text = normalise_text(event.text)
             if not any(ch.isalnum() for ch in text):
                 return self._reprompt(state, Msg("description.empty"))
-            if len(self._description(state)) + len(text) + 1 > MAX_DESCRIPTION:
+            so_far = self._description(state)
+            if len(so_far) + (1 if so_far else 0) + len(text) > MAX_DESCRIPTION:  # parts join with a line break
                 return self._reprompt(state, Msg("error.description_too_long", {"max": MAX_DESCRIPTION}))
             draft.setdefault("description_parts", []).append(text)
             return Step(state, [self.prompt(state)])

@@ -195,3 +195,18 @@ def test_random_event_sequences_never_crash_or_leave_an_invalid_state(sequence: 
         draft = state.get("draft", {})
         assert len(draft.get("attachments", [])) <= 10
         assert len("\n".join(draft.get("description_parts", []))) <= 4000
+
+
+def test_a_description_of_exactly_the_limit_is_taken() -> None:
+    """4,000 characters in one message used to be refused as "at most 4,000" (a line break was counted before
+    the first part); the web page's input stops a paste at exactly 4,000."""
+    state = new_state("vi")
+    state["step"] = "description"
+    step = DIALOG.handle(state, Event(kind="text", text="ư" * 4000))
+    assert step.state["draft"]["description_parts"] == ["ư" * 4000]
+    refused = DIALOG.handle(step.state, Event(kind="text", text="a"))
+    assert "description_parts" in refused.state["draft"] and len(refused.state["draft"]["description_parts"]) == 1
+    state["draft"]["description_parts"] = ["a" * 1999]
+    assert (
+        DIALOG.handle(state, Event(kind="text", text="b" * 2000)).state["draft"]["description_parts"][1] == "b" * 2000
+    )
