@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot import audit
 from bot.app import StartupError, build_context, event_loop_factory, prepare_database, serve
@@ -25,7 +26,7 @@ from bot.errors import DomainError
 from bot.i18n import format_deadline
 from bot.lifecycle import OPEN_STATUSES, Status
 from bot.privacy import SecretKeyError
-from config import ConfigError, load_province, load_settings
+from config import ConfigError, Settings, load_province, load_settings
 from config.province import ITEM_TYPES
 from models.migrate import upgrade
 from models.tables import Clock, Item
@@ -158,13 +159,41 @@ def cmd_deadlines_preview(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def with_context(action: Any, *, migrate: bool = False, prepare: bool = True) -> int:
-    """Run ``action(ctx)`` against the configured database (migrating an SQLite one, like ``serve``)."""
-    ctx = await build_context(load_settings())
+def ensure_data_dir(settings: Settings) -> None:
+    """Create ``PAKN_DATA_DIR`` (the key file and an SQLite database live there), or raise a one-line StartupError."""
     try:
-        if prepare:
-            await prepare_database(ctx, migrate=migrate or ctx.engine.url.get_backend_name() == "sqlite")
-        return int(await action(ctx))
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"PAKN_DATA_DIR {settings.data_dir}: cannot create it: {exc.strerror or exc}") from None
+
+
+def database_error(ctx: Context, exc: BaseException) -> StartupError:
+    """The database's failure as one line, worded as :func:`bot.app.prepare_database` words it."""
+    lines = str(getattr(exc, "orig", None) or exc).splitlines()
+    reason = lines[0] if lines else type(exc).__name__  # a timeout has no message
+    return StartupError(f"database {ctx.engine.url.render_as_string(hide_password=True)}: {reason}")
+
+
+async def with_context(action: Any, *, migrate: bool = False, prepare: bool = True) -> int:
+    """Run ``action(ctx)`` against the configured database (migrating an SQLite one, like ``serve``).
+
+    A database that cannot be reached or used, before or while the action runs, raises StartupError (exit 3)
+    with one line. ``prepare=False`` (``pakn db upgrade``): only check that the database answers."""
+    settings = load_settings()
+    ensure_data_dir(settings)
+    ctx = await build_context(settings)
+    try:
+        try:
+            async with ctx.engine.connect() as connection:
+                await connection.execute(text("select 1"))
+            if prepare:
+                await prepare_database(ctx, migrate=migrate or ctx.engine.url.get_backend_name() == "sqlite")
+        except (TimeoutError, OSError, SQLAlchemyError) as exc:
+            raise database_error(ctx, exc) from None
+        try:
+            return int(await action(ctx))
+        except (TimeoutError, ConnectionError, SQLAlchemyError) as exc:  # the database failed meanwhile
+            raise database_error(ctx, exc) from None
     finally:
         await ctx.engine.dispose()
 
@@ -239,6 +268,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "handler", None) is not None:
             return int(args.handler(args))
         if args.command == "serve":
+            ensure_data_dir(load_settings())
             try:
                 with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
                     runner.run(serve(load_settings()))

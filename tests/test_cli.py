@@ -159,6 +159,30 @@ def test_bad_settings_stop_serve_with_one_line(data_env: dict[str, str], tmp_pat
     assert result.returncode == 3 and "province.toml: -: file not found" in result.stderr
 
 
+def test_every_database_command_says_an_unusable_database_in_one_line(data_env: dict[str, str], tmp_path: Path) -> None:
+    unreachable = {**data_env, "PAKN_DATABASE_URL": "postgresql://nobody:secret@127.0.0.1:1/none"}
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    commands = (
+        ("db", "upgrade"),
+        ("items", "list"),
+        ("audit", "verify"),
+        ("officials", "list"),
+        ("officials", "revoke", "1"),
+        ("invite", "--unit", "thanh_tra", "--role", "officer", "--out", str(tmp_path / "qr")),
+    )
+    for args in commands:
+        result = pakn(*args, env=unreachable)
+        assert result.returncode == 3, (args, result.stderr)
+        assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, args
+        assert result.stderr.startswith("pakn: database postgresql+asyncpg://nobody:***@127.0.0.1:1/none: "), args
+        assert "secret" not in result.stderr
+        result = pakn(*args, env={**data_env, "PAKN_DATA_DIR": str(a_file)})
+        assert result.returncode == 3, (args, result.stderr)
+        assert result.stderr.splitlines() == [f"pakn: PAKN_DATA_DIR {a_file}: cannot create it: File exists"], args
+    assert not any((tmp_path / "qr").iterdir())
+
+
 def _serve(env: dict[str, str]) -> subprocess.Popen[str]:
     """``pakn serve`` as a process of its own (stop it with ``terminate()``: SIGTERM, as systemd does)."""
     return subprocess.Popen(
