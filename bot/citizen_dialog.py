@@ -39,7 +39,7 @@ from bot.i18n import LOCALES, Localized, Msg, format_day, format_deadline, norma
 from bot.intake import MAX_ATTACHMENTS, MAX_DESCRIPTION, MIN_DESCRIPTION, validate_name
 from bot.places import CommuneDirectory, fold
 from bot.privacy import normalise_phone, normalise_text
-from bot.receipts import normalise_receipt_code
+from bot.receipts import example_code, normalise_receipt_code
 from config.province import Province
 
 # Button labels are few and fixed (ours, never a citizen's words), so their folded forms are kept.
@@ -384,7 +384,7 @@ class CitizenDialog:
         rule = self.province.item_types.get(code)
         if rule is not None and rule.identity_required:
             return Reply.of(
-                Msg("identity.required", {"type": self._type_name(code)}),
+                Msg("identity.required", {"type": self._type_name(code), "basis": rule.identity_basis or ""}),
                 buttons=((_b(Msg("identity.give"), "id:named"),), (_b(Msg("identity.as_report"), "id:as_report"),)),
             )
         return Reply.of(
@@ -442,7 +442,11 @@ class CitizenDialog:
         return Reply.of(Msg("edit.prompt"), buttons=_rows(buttons, 2))
 
     def _prompt_track_code(self, state: dict[str, Any]) -> Reply:
-        return Reply.of(Msg("track.prompt"), buttons=((_b(Msg("button.menu"), "menu:menu"),),), input_hint="code")
+        return Reply.of(
+            Msg("track.prompt", {"example": example_code(self.province.receipt_prefix)}),
+            buttons=((_b(Msg("button.menu"), "menu:menu"),),),
+            input_hint="code",
+        )
 
     def _prompt_add_info(self, state: dict[str, Any]) -> Reply:
         return Reply.of(

@@ -21,6 +21,7 @@ from bot.clocks import next_alarm
 from bot.context import Context
 from bot.deadlines import Deadline, accept_deadline, resolve_deadline
 from bot.errors import DomainError, ValidationError
+from bot.i18n import Localized
 from bot.lifecycle import Status
 from bot.privacy import mask_attachments, mask_text, normalise_phone, normalise_text, pseudonym_tag
 from bot.receipts import new_receipt_code
@@ -122,10 +123,11 @@ def validate_draft(ctx: Context, draft: Draft) -> Draft:
     description = validate_description(draft.description)
     name = phone = None
     if rule.identity_required and draft.anonymous:
-        raise ValidationError("error.identity_required")
+        kind = Localized(vi=rule.name_vi, en=rule.name_en)
+        raise ValidationError("error.identity_required", type=kind, basis=rule.identity_basis or "")
     if not draft.anonymous:
         if not draft.name or not draft.phone:
-            raise ValidationError("error.identity_required")
+            raise ValidationError("error.name_and_phone")
         name = validate_name(draft.name)
         phone = normalise_phone(draft.phone)
         if not draft.consent:

@@ -1,4 +1,4 @@
-"""Receipt codes: short, typable, unguessable, self-checking (``DB-7K3M-9QX4``).
+"""Receipt codes: short, typable, unguessable, self-checking (``DB-7K3M-9QXF``).
 
 Seven random Crockford base32 characters (35 bits from ``secrets``) and one check character. Crockford
 base32 has no I, L, O or U, so what a citizen reads aloud or copies by hand maps back to one code.
@@ -64,8 +64,14 @@ def code_from_payload(prefix: str, payload: str) -> str:
     return _format(_checked_prefix(prefix), payload + _check_char(payload))
 
 
+def example_code(prefix: str) -> str:
+    """The code shown as an example wherever a citizen is asked for one: a valid one, so that a citizen who types it
+    to see what happens is told "no such item", not "that is not a code"."""
+    return code_from_payload(prefix, "7K3M9QX")
+
+
 def new_receipt_code(prefix: str) -> str:
-    """A fresh code such as ``DB-7K3M-9QX4``. Not unique by itself: the caller checks the database."""
+    """A fresh code such as ``DB-7K3M-9QXF``. Not unique by itself: the caller checks the database."""
     payload = "".join(secrets.choice(ALPHABET) for _ in range(PAYLOAD_CHARS))
     return code_from_payload(prefix, payload)
 

@@ -108,6 +108,7 @@ class ItemTypeRule:
     accept: ClockRule
     resolve: ClockRule | None
     extension: ExtensionRule | None
+    identity_basis: str | None = None  # the law that makes the sender's name required, cited to the citizen
 
     def name(self, locale: str) -> str:
         return self.name_en if locale == "en" else self.name_vi
@@ -404,14 +405,21 @@ def load_province(directory: Path) -> Province:
         resolve = _clock(deadlines_reader, table["resolve"], f"{code}.resolve") if "resolve" in table else None
         if extension is not None and resolve is None:
             raise ConfigError(deadlines_reader.file, f"{code}.extension", "an extension needs a resolve clock")
+        identity_required = deadlines_reader.flag(table, "identity_required", code)
+        identity_basis = deadlines_reader.opt_str(table, "identity_basis", code)
+        if identity_required and identity_basis is None:
+            raise ConfigError(
+                deadlines_reader.file, f"{code}.identity_basis", "required with identity_required: the law to cite"
+            )
         item_types[code] = ItemTypeRule(
             code=code,
             name_vi=deadlines_reader.string(table, "name_vi", code),
             name_en=deadlines_reader.string(table, "name_en", code),
-            identity_required=deadlines_reader.flag(table, "identity_required", code),
+            identity_required=identity_required,
             accept=_clock(deadlines_reader, table["accept"], f"{code}.accept"),
             resolve=resolve,
             extension=extension,
+            identity_basis=identity_basis,
         )
 
     routing_reader = _Reader(directory / "routing.toml")

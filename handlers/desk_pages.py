@@ -28,7 +28,7 @@ from bot.desks import desk_from_payload, report_desk_staff
 from bot.errors import DomainError
 from bot.i18n import gettext
 from bot.ratings import RatingStatus, comment_on_rating, rate_desk, todays_score
-from bot.receipts import code_from_payload, normalise_receipt_code
+from bot.receipts import example_code, normalise_receipt_code
 from bot.routing import supervisor_of
 from bot.throttle import Limit, hit
 from handlers.http import CONTEXT
@@ -52,10 +52,6 @@ from qr.codes import telegram_url
 REPORT_NETWORK_LIMIT = Limit(10, timedelta(hours=1))
 REPORT_DEVICE_LIMIT = Limit(5, timedelta(hours=1))
 _PURPOSE = "desk"
-
-
-def _example_code(ctx: Context) -> str:
-    return code_from_payload(ctx.province.receipt_prefix, "7K3M9QX")
 
 
 async def _desk(request: web.Request) -> Desk | None:
@@ -101,7 +97,7 @@ async def landing(request: web.Request) -> web.Response:
         token=form_token(ctx, device, _PURPOSE),
         telegram_url=telegram_url(username, payload) if username else "",
         zalo_url=ctx.settings.zalo_url,
-        example_code=_example_code(ctx),
+        example_code=example_code(ctx.province.receipt_prefix),
     )
     _ensure_device(request, response, device)
     return response

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from bot.context import Context
 from bot.i18n import format_day, format_moment, format_number, gettext
-from bot.receipts import code_from_payload
+from bot.receipts import example_code
 from bot.stats import REPORT_TTL, Figures, ReportCache, UnitStats, csv_rows
 from bot.tracking import TRACK_LIMIT, PublicStatus, event_label, track
 from handlers.charts import weekly_chart
@@ -25,10 +25,6 @@ from handlers.http import CONTEXT
 from handlers.pages import FormError, locale_of, message_page, network_hash, page, read_form
 
 MAX_TRACK_FORM = 2048
-
-
-def _example_code(ctx: Context) -> str:
-    return code_from_payload(ctx.province.receipt_prefix, "7K3M9QX")
 
 
 def _status_view(ctx: Context, locale: str, status: PublicStatus) -> dict[str, Any]:
@@ -56,7 +52,9 @@ def _status_view(ctx: Context, locale: str, status: PublicStatus) -> dict[str, A
 
 async def track_form(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    return page(request, "track.html", code="", result=None, not_found=False, example=_example_code(ctx))
+    return page(
+        request, "track.html", code="", result=None, not_found=False, example=example_code(ctx.province.receipt_prefix)
+    )
 
 
 async def track_lookup(request: web.Request) -> web.Response:
@@ -83,7 +81,7 @@ async def track_lookup(request: web.Request) -> web.Response:
         code=result["code"] if result else raw[:64],
         result=result,
         not_found=result is None,
-        example=_example_code(ctx),
+        example=example_code(ctx.province.receipt_prefix),
     )
 
 

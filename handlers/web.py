@@ -23,6 +23,7 @@ from bot.dialog import MAX_PAYLOAD_BYTES, Event
 from bot.i18n import gettext, normalise_locale
 from bot.outbox import take_for_web
 from bot.privacy import lookup_hash
+from bot.receipts import example_code
 from handlers.http import CONTEXT, CONVERSATIONS
 from models.tables import Citizen
 
@@ -85,7 +86,9 @@ async def chat_page(request: web.Request) -> web.Response:
     desk = request.query.get("desk", "")
     if len(desk) > 64:
         desk = ""
-    response = render_page(request, "chat.html", desk=desk)
+    response = render_page(
+        request, "chat.html", desk=desk, example=example_code(request.app[CONTEXT].province.receipt_prefix)
+    )
     if _session_id(request) is None:
         _set_cookie(request, response, secrets.token_urlsafe(24))
     return response

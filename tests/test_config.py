@@ -81,6 +81,14 @@ def test_a_bad_remote_flag_names_the_line(province_dir: Path) -> None:
     assert caught.value.key == "line 2.remote"
 
 
+def test_a_type_that_requires_the_senders_name_must_say_which_law(province_dir: Path) -> None:
+    """The citizen is told why an anonymous complaint is not handled as one: the law comes from the config."""
+    _edit(province_dir / "deadlines.toml", 'identity_basis = "Luật Tố cáo 2018, Điều 25"\n', "")
+    with pytest.raises(ConfigError) as caught:
+        load_province(province_dir)
+    assert caught.value.key == "to_cao.identity_basis"
+
+
 def test_a_deadline_rule_with_a_bad_unit_is_refused(province_dir: Path) -> None:
     _edit(province_dir / "deadlines.toml", 'days = 7, unit = "working"', 'days = 7, unit = "weekly"')
     with pytest.raises(ConfigError) as caught:

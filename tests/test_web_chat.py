@@ -7,6 +7,7 @@ import unicodedata
 from yarl import URL
 
 from bot.context import Context
+from bot.receipts import normalise_receipt_code
 from tests.chat import WebChat
 from tests.reports import fill_in_report
 
@@ -230,3 +231,25 @@ async def test_a_desk_qr_code_prefills_the_chat_and_a_forged_one_is_refused_poli
     async with ctx.sessions() as session:
         ratings = (await session.execute(select(DeskRating))).scalars().all()
     assert [(r.desk_code, r.score) for r in ratings] == [("mp-mot-cua", 3)]
+
+
+async def test_each_type_that_needs_a_name_cites_its_own_law_and_a_valid_example_code(web_url: str) -> None:
+    """A complaint used to be told the Law on Denunciations applied too (and the reverse); the track prompt's
+    example code failed its own check."""
+    async with WebChat(web_url) as chat:
+        await chat.open()
+        await chat.press("Gửi phản ánh")
+        await chat.press("Khiếu nại")
+        await chat.press("Đất đai")
+        await chat.say("Mường Phăng")
+        await chat.press("Bỏ qua")
+        await chat.press("Không")
+        await chat.say("Quyết định thu hồi đất số 15 của xã không đúng diện tích thực tế của gia đình tôi.")
+        await chat.press("Xong")
+        await chat.press("Bỏ qua")
+        assert "Khiếu nại phải ghi rõ họ tên" in chat.text and "(Luật Khiếu nại 2011, Điều 8)" in chat.text
+        assert "Luật Tố cáo" not in chat.text
+        prompt = await chat.command("track")
+        example = re.search(r"DB-[0-9A-Z]{4}-[0-9A-Z]{4}", prompt)
+        assert example is not None and normalise_receipt_code(example.group(0), "DB") == example.group(0)
+        assert "Không tìm thấy" in await chat.say(example.group(0))
