@@ -61,6 +61,13 @@ async def build_context(settings: Settings, *, checkpoint_in_background: bool = 
     )
 
 
+def database_error(ctx: Context, exc: BaseException) -> StartupError:
+    """The database's failure as one line: its address (password hidden) and the driver's first line."""
+    lines = str(getattr(exc, "orig", None) or exc).splitlines()
+    reason = lines[0] if lines else type(exc).__name__  # a timeout has no message
+    return StartupError(f"database {ctx.engine.url.render_as_string(hide_password=True)}: {reason}")
+
+
 async def prepare_database(ctx: Context, *, migrate: bool) -> None:
     """Check the database answers, migrate it when asked, and mirror the configured units into it."""
     try:
@@ -79,8 +86,7 @@ async def prepare_database(ctx: Context, *, migrate: bool) -> None:
             await sync_units(session, ctx.province)
         await check_secret_key(ctx)
     except (TimeoutError, OSError, SQLAlchemyError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        raise StartupError(f"database {ctx.engine.url.render_as_string(hide_password=True)}: {reason}") from None
+        raise database_error(ctx, exc) from None
 
 
 async def check_secret_key(ctx: Context) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from bot import audit
-from bot.app import StartupError, build_context, event_loop_factory, prepare_database, serve
+from bot.app import StartupError, build_context, database_error, event_loop_factory, prepare_database, serve
 from bot.context import Context
 from bot.deadlines import accept_deadline, resolve_deadline
 from bot.errors import DomainError
@@ -165,13 +165,6 @@ def ensure_data_dir(settings: Settings) -> None:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StartupError(f"PAKN_DATA_DIR {settings.data_dir}: cannot create it: {exc.strerror or exc}") from None
-
-
-def database_error(ctx: Context, exc: BaseException) -> StartupError:
-    """The database's failure as one line, worded as :func:`bot.app.prepare_database` words it."""
-    lines = str(getattr(exc, "orig", None) or exc).splitlines()
-    reason = lines[0] if lines else type(exc).__name__  # a timeout has no message
-    return StartupError(f"database {ctx.engine.url.render_as_string(hide_password=True)}: {reason}")
 
 
 async def with_context(action: Any, *, migrate: bool = False, prepare: bool = True) -> int:
