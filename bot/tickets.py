@@ -130,16 +130,22 @@ def _message(
 
 
 async def accept_item(ctx: Context, session: AsyncSession, item: Item, *, actor: str) -> None:
-    """Thụ lý: stop the accept clock and start the resolve clock from today."""
+    """Thụ lý: stop the accept clock and start the resolve clock from today. An item accepted before and then
+    transferred keeps the resolve clock it has, extensions included: the citizen's wait does not restart."""
     item.status = check_transition(item.status, "accept") or item.status
+    accepted_before = item.accepted_at is not None  # by the unit that transferred it (reopening clears it)
     item.accepted_at = ctx.now()
     clocks = await clocks_of(session, item.id)
     _stop(clocks.get("accept"), ctx)
-    resolve = resolve_deadline(
-        ctx.province, ctx.calendar, item.type, ctx.local_date(), remote=item.remote, complex=item.complex
-    )
-    if resolve is not None and "resolve" in clocks:
-        _set_due(ctx, clocks["resolve"], resolve)
+    resolve: Deadline | None
+    if accepted_before and "resolve" in clocks:
+        resolve = _deadline_of(clocks["resolve"])
+    else:
+        resolve = resolve_deadline(
+            ctx.province, ctx.calendar, item.type, ctx.local_date(), remote=item.remote, complex=item.complex
+        )
+        if resolve is not None and "resolve" in clocks:
+            _set_due(ctx, clocks["resolve"], resolve)
     await audit.append(
         session,
         action="accept",
@@ -214,14 +220,16 @@ async def add_info(
             .scalars()
             .first()
         )
-        for clock in (await clocks_of(session, item.id)).values():
+        clocks = await clocks_of(session, item.id)
+        for clock in clocks.values():
             if clock.met_at is None:
                 started = pause.started_on if pause else today
                 _set_due(ctx, clock, resume_after_pause(ctx.calendar, _deadline_of(clock), started, today))
         if pause is not None:
             pause.ended_on = today
         item.paused = False
-        item.status = Status.ACCEPTED if item.accepted_at else Status.SUBMITTED
+        accept = clocks.get("accept")  # open again after a transfer: the new unit has not accepted it yet
+        item.status = Status.ACCEPTED if accept is None or accept.met_at is not None else Status.SUBMITTED
         resumed = True
     session.add(_message(ctx, item, author="citizen", kind="addition", text=text, attachments=attachments))
     await audit.append(
@@ -286,7 +294,8 @@ async def answer_item(
 async def transfer_item(
     ctx: Context, session: AsyncSession, item: Item, *, actor: str, to_unit: str, reason: str
 ) -> None:
-    """Move the item to the competent unit; its clocks keep running (the citizen's wait does not restart)."""
+    """Move the item to the competent unit; its clocks keep running (the citizen's wait does not restart). The new
+    unit must accept it: an accept clock the old unit had met is open again, on its date, with its alarms."""
     reason = _reason(reason)
     if to_unit not in ctx.province.units:
         raise ValidationError("error.unknown_unit", value=to_unit)
@@ -297,6 +306,10 @@ async def transfer_item(
     item.status = check_transition(item.status, "transfer") or item.status
     from_unit = item.unit_code
     item.unit_code = to_unit
+    accept = (await clocks_of(session, item.id)).get("accept")
+    if accept is not None and accept.met_at is not None:
+        accept.met_at = None
+        _set_due(ctx, accept, _deadline_of(accept))
     session.add(
         RoutingDecision(item_id=item.id, unit_code=to_unit, rule_id="transfer", reason=reason, created_at=ctx.now())
     )

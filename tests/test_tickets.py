@@ -164,3 +164,40 @@ async def test_a_citizens_captions_and_file_names_reach_officials_masked(ctx: Co
     sealed = next(a for a in stored[0] if a["file_id"] == "F1")["sealed"]
     original = Vault(ctx.keys).decrypt(base64.b64decode(sealed), "attachment.original")
     assert json.loads(original) == {"caption": files[0]["caption"]}, "the original is kept sealed, as the text is"
+
+
+async def test_an_accepted_item_transferred_waits_for_the_new_units_acceptance_on_the_same_clocks(
+    ctx: Context, clock: TestClock
+) -> None:
+    """Accepted by the wrong unit, extended, then transferred: the new unit must accept it (asking the citizen
+    for more information must not make it "accepted" by itself), its accept clock is armed again on its date,
+    and accepting it does not restart the resolve clock nor forget the extension."""
+    item_id = await _submit(ctx)
+    clock.set_local(2026, 2, 23)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        await accept_item(ctx, session, item, actor="official:1")
+        await extend_item(ctx, session, item, actor="official:1", reason="Cần đo đạc lại hiện trường.")
+    async with ctx.sessions() as session:
+        before = await clocks_of(session, item_id)
+        accept_due, resolve_due = before["accept"].due_date, before["resolve"].due_date
+    clock.set_local(2026, 3, 2)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        await transfer_item(ctx, session, item, actor="official:1", to_unit="so_nn_mt", reason="Đất rừng do Sở quản lý")
+        await request_info(ctx, session, item, actor="official:2", question="Xin cho biết số thửa đất.")
+        await add_info(ctx, session, item, text="Thửa số 112, tờ bản đồ số 7.")
+        assert item.status == "submitted", "the new unit has not accepted it"
+    async with ctx.sessions() as session:
+        reopened = await clocks_of(session, item_id)
+    assert reopened["accept"].met_at is None and reopened["accept"].due_date == accept_due
+    assert reopened["accept"].next_due_at is not None, "its reminders and escalation run again"
+    clock.set_local(2026, 3, 4)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        await accept_item(ctx, session, item, actor="official:2")
+        assert item.status == "accepted"
+    async with ctx.sessions() as session:
+        after = await clocks_of(session, item_id)
+    assert after["accept"].met_at is not None
+    assert (after["resolve"].due_date, after["resolve"].extensions) == (resolve_due, 1)
