@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.context import Context
 from bot.i18n import Msg, format_day
-from bot.lifecycle import Status
+from bot.lifecycle import OPEN_STATUSES, Status
 from bot.officials import Role
 from bot.outbox import enqueue
 from bot.privacy import pseudonym_tag
@@ -149,6 +149,34 @@ async def post_card(ctx: Context, session: AsyncSession, item_id: int, unit_code
             payload={**payloads[locale], "card": True},
         )
     return len(targets)
+
+
+async def post_waiting_cards(ctx: Context, session: AsyncSession, official: Official) -> int:
+    """Send a joining official the cards of their unit's open items that nobody received: an item routed or
+    transferred to a unit with no one to send it to would otherwise wait unseen, with no buttons to act on it.
+    Returns the cards queued (none when the unit's cards go to a group, or the role gets no cards)."""
+    if official.role not in CARD_ROLES:
+        return 0
+    group = await session.scalar(select(UnitChat.id).where(UnitChat.unit_code == official.unit_code, UnitChat.active))
+    if group is not None:
+        return 0
+    waiting = select(Item).where(
+        Item.unit_code == official.unit_code,
+        Item.status.in_([status.value for status in OPEN_STATUSES]),
+        ~exists().where(ItemCard.item_id == Item.id),
+    )
+    items = (await session.execute(waiting.order_by(Item.id))).scalars().all()
+    for item in items:
+        payload = await card_payload(ctx, session, item, official.locale)
+        enqueue(
+            ctx,
+            session,
+            channel="telegram",
+            recipient_kind="official",
+            recipient_id=official.id,
+            payload={**payload, "card": True},
+        )
+    return len(items)
 
 
 async def refresh_cards(ctx: Context, session: AsyncSession, item: Item) -> None:

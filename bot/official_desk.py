@@ -19,6 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot import audit, tickets
+from bot.cards import post_waiting_cards
 from bot.context import Context
 from bot.errors import DomainError, IllegalTransition, NotAllowed, NotFound
 from bot.i18n import Localized, Msg, format_moment, render
@@ -126,9 +127,13 @@ class OfficialDesk:
                 )
                 unit = self.ctx.province.units[official.unit_code]
                 text = Msg("official.welcome", {"role": Msg(f"role.{official.role}"), "unit": unit.name(loc)})
+                waiting = await post_waiting_cards(self.ctx, session, official)
         except DomainError as error:
             return DeskReply(private=[_payload(html.escape(error.message(loc)))])
-        return DeskReply(private=[_payload(text.render(loc, html.escape))])
+        replies = [_payload(text.render(loc, html.escape))]
+        if waiting:
+            replies.append(_payload(Msg("official.waiting_cards", {"count": waiting}).render(loc, html.escape)))
+        return DeskReply(private=replies)
 
     async def command(
         self, user_id: int, command: str, args: str, *, chat_id: int, private: bool, chat_title: str = ""

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestServer, unused_port
 from sqlalchemy import func, select
 
-from bot import officials
+from bot import officials, tickets
 from bot.context import Context
 from bot.conversation import Conversations
 from bot.outbox import Dispatcher
@@ -314,3 +314,32 @@ async def test_a_citizen_who_becomes_an_official_gets_the_officials_commands(wor
     async with world.ctx.sessions() as session:
         filed = await session.scalar(select(func.count()).select_from(Item))
     assert filed == 0
+
+
+async def test_items_sent_to_a_unit_with_nobody_reach_its_first_official(world: World) -> None:
+    """Transferred to a unit where nobody uses PAKN yet, the item had no card anywhere, so no one could accept or
+    answer it, even after an official of that unit joined."""
+    citizen = world.user(CITIZEN)
+    code = await file_identified_report(citizen)
+    await world.settle()
+    async with world.ctx.sessions.begin() as session:
+        item = await tickets.lock_item(session, (await session.execute(select(Item.id))).scalar_one())
+        await tickets.transfer_item(
+            world.ctx, session, item, actor=f"official:{OFFICER}", to_unit="so_xay_dung", reason="Thuộc thẩm quyền Sở."
+        )
+    await world.settle()
+    newcomer = 7300
+    welcome = await world.invite(newcomer, "so_xay_dung", "officer")
+    assert "Chào mừng!" in welcome
+    await world.settle()
+    texts = world.texts_to(newcomer)
+    assert any("1 việc chưa ai nhận" in text for text in texts), texts
+    card = await last_card(world, newcomer, code)
+    assert "Tiếp nhận" in " ".join(card.labels)
+    await card.press("Tiếp nhận", expect_message=False)
+    async with world.ctx.sessions() as session:
+        assert (await session.execute(select(Item.status))).scalar_one() == "accepted"
+    other = 7301
+    await world.invite(other, "so_xay_dung", "officer")
+    await world.settle()
+    assert not any(code in text for text in world.texts_to(other)), "only what nobody had"
