@@ -50,11 +50,11 @@ from bot.dialog import (
     TrackItem,
 )
 from bot.errors import DomainError, NotAllowed
-from bot.i18n import format_moment, render
+from bot.i18n import format_moment, normalise_locale, render
 from bot.intake import Draft, submit_item
 from bot.officials import ACTIVE_OFFICIAL, is_official, official_key
 from bot.outbox import Dispatcher, Leased, enqueue_all, queued_for_dispatcher
-from bot.privacy import lookup_hash, normalise_phone
+from bot.privacy import VaultError, lookup_hash, normalise_phone
 from bot.ratings import rate_desk
 from bot.tracking import public_timeline, tracked_item
 from models.db import Prepared, begin, commit_with_next_statement, run_on_sqlite_connection, run_statements_inline
@@ -470,6 +470,24 @@ class Conversations:
             return None
         self.states.put(key, _SavedState(saved.row_id, saved.version + 1, sealed))
         return Rendered(locale, rendered)
+
+    async def chat_locale(self, channel: str, chat_id: str, fallback: str | None) -> str:
+        """The language this chat's dialog speaks (the one the citizen chose), else ``fallback``: for the few
+        messages sent outside the dialog (an edited message ignored, an apology after a failure)."""
+        key = (channel, lookup_hash(self.ctx.keys, channel, chat_id))
+        saved = self.states.get(key)
+        sealed = saved.sealed if saved is not None else None
+        if sealed is None:
+            async with self.ctx.sessions() as session:
+                sealed = await session.scalar(
+                    select(DialogState.enc_state).where(DialogState.channel == channel, DialogState.chat_hash == key[1])
+                )
+        if sealed is None:
+            return normalise_locale(fallback)
+        try:
+            return normalise_locale(self._unseal(sealed).get("locale"))
+        except (VaultError, ValueError):
+            return normalise_locale(fallback)
 
     def _seal(self, state: dict[str, Any]) -> bytes:
         return self.ctx.vault.encrypt(orjson.dumps(state, option=orjson.OPT_NON_STR_KEYS), "dialog.state")

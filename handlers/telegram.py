@@ -27,10 +27,10 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 from telegram import (
     BotCommand,
     InputFile,
-    ReplyKeyboardRemove,
     Update,
 )
 from telegram.constants import MessageLimit, ParseMode
@@ -526,8 +526,13 @@ class TelegramChannel:
             log.warning("answering a button press failed", exc_info=answering.exception())
 
     async def _say(self, chat_id: int, key: str, incoming: Incoming) -> None:
-        text = gettext(incoming.language, key)
-        await self.application.bot.send_message(chat_id, text, reply_markup=ReplyKeyboardRemove())
+        """A notice outside the dialog, in the language the chat's dialog speaks; its keyboard is left as it is
+        (the phone or location key of the step the citizen is at)."""
+        locale = incoming.language
+        if incoming.private:
+            with contextlib.suppress(SQLAlchemyError, OSError):  # after a database failure: the app's language
+                locale = await self.conversations.chat_locale(CHANNEL, str(chat_id), incoming.language)
+        await self.application.bot.send_message(chat_id, gettext(locale, key))
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         incoming = Incoming.from_json(update.to_dict()) if isinstance(update, Update) else None

@@ -315,6 +315,28 @@ async def test_edited_messages_and_stickers_get_a_clear_answer(polling: Running)
     edited = {"edited_message": {**edited["message"], "edit_date": edited["message"]["date"] + 5}}
     text = await user._deliver(edited)
     assert "Tin nhắn đã sửa không được ghi nhận" in text
+    # A phone set to English, the bot to Vietnamese: the notice follows the bot, and the key of the step the
+    # citizen is at (here the phone step's "share my number") stays.
+    english = TelegramUser(fake, 5006, language="en")
+    await english.say("/start")
+    await english.say("/lang vi")
+    await english.press("Gửi phản ánh")
+    await english.press("Khiếu nại")
+    await english.press("Đất đai")
+    await english.say("Mường Phăng")
+    await english.press("Bỏ qua")
+    await english.press("Không")
+    await english.say(DESCRIPTION)
+    await english.press("Xong")
+    await english.press("Bỏ qua")
+    await english.press("Ghi họ tên")
+    assert fake.reply_keyboard(english.chat_id) is not None
+    edited = fake.make_message(english.chat_id, "sửa lại", user=english.chat_id)
+    edited = {"edited_message": {**edited["message"], "edit_date": edited["message"]["date"] + 5}}
+    text = await english._deliver(edited)
+    assert "Tin nhắn đã sửa không được ghi nhận" in text
+    keyboard = fake.reply_keyboard(english.chat_id)
+    assert keyboard is not None and keyboard["keyboard"][0][0].get("request_contact") is True
     sticker = fake.make_message(user.chat_id, "", user=user.chat_id)
     message: dict[str, Any] = sticker["message"]
     message.pop("text", None)
