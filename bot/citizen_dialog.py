@@ -106,6 +106,8 @@ class CitizenDialog:
 
     def handle(self, state: dict[str, Any] | None, event: Event) -> Step:
         state = _copy_state(state) if state else new_state(event.language)
+        if not event.files:  # a text-only channel: no attachments step, no prompt offering files
+            state["text_only"] = True
         if event.kind == "command":
             return self._command(state, event)
         if event.kind == "text":
@@ -164,8 +166,10 @@ class CitizenDialog:
     def _command(self, state: dict[str, Any], event: Event) -> Step:
         command, args = event.command.lower(), event.args.strip()
         if command == "start":
-            keep_locale = state.get("locale")
+            keep_locale, text_only = state.get("locale"), state.get("text_only")
             state = new_state(keep_locale)
+            if text_only:
+                state["text_only"] = True
             if args:
                 return Step(state, effect=ResolveDesk(args))
             return Step(state, [self.prompt(state, WELCOME)])
@@ -283,6 +287,8 @@ class CitizenDialog:
         for step in FLOW[FLOW.index(current) + 1 :]:
             if step == "commune" and draft.get("from_desk") and draft.get("commune_code"):
                 continue
+            if step == "attachments" and state.get("text_only"):
+                continue
             return self._go(state, step, *notices)
         return self._go(state, "summary", *notices)
 
@@ -369,7 +375,8 @@ class CitizenDialog:
     def _prompt_description(self, state: dict[str, Any]) -> Reply:
         length = len(self._description(state))
         if length == 0:
-            return Reply.of(Msg("description.prompt", {"min": MIN_DESCRIPTION}))
+            key = "description.prompt_text_only" if state.get("text_only") else "description.prompt"
+            return Reply.of(Msg(key, {"min": MIN_DESCRIPTION}))
         return Reply.of(Msg("description.more", {"count": length}), buttons=((_b(Msg("button.done"), "desc:done"),),))
 
     def _prompt_attachments(self, state: dict[str, Any]) -> Reply:
@@ -425,11 +432,10 @@ class CitizenDialog:
             lines.append(Msg("summary.location"))
         if about:
             lines.append(Msg("summary.about", {"value": self._unit_name(about)}))
-        lines += [
-            Msg("summary.description", {"value": self._description(state)}),
-            Msg("summary.attachments", {"count": len(draft.get("attachments", []))}),
-            Msg("summary.sender", {"value": sender}),
-        ]
+        lines.append(Msg("summary.description", {"value": self._description(state)}))
+        if not state.get("text_only"):
+            lines.append(Msg("summary.attachments", {"count": len(draft.get("attachments", []))}))
+        lines.append(Msg("summary.sender", {"value": sender}))
         buttons = (
             (_b(Msg("summary.send"), "sum:send"),),
             (_b(Msg("summary.edit"), "sum:edit"), _b(Msg("summary.cancel"), "sum:cancel")),
@@ -437,7 +443,8 @@ class CitizenDialog:
         return Reply(texts=tuple(lines), buttons=buttons)
 
     def _prompt_edit(self, state: dict[str, Any]) -> Reply:
-        buttons = [_b(Msg(f"edit.{field}"), f"edit:{field}") for field in EDITABLE]
+        fields = [field for field in EDITABLE if not (field == "attachments" and state.get("text_only"))]
+        buttons = [_b(Msg(f"edit.{field}"), f"edit:{field}") for field in fields]
         buttons.append(_b(Msg("button.back"), "edit:back"))
         return Reply.of(Msg("edit.prompt"), buttons=_rows(buttons, 2))
 
@@ -449,9 +456,8 @@ class CitizenDialog:
         )
 
     def _prompt_add_info(self, state: dict[str, Any]) -> Reply:
-        return Reply.of(
-            Msg("track.add_prompt", {"code": state.get("track", "")}), buttons=((_b(Msg("button.menu"), "menu:menu"),),)
-        )
+        key = "track.add_prompt_text_only" if state.get("text_only") else "track.add_prompt"
+        return Reply.of(Msg(key, {"code": state.get("track", "")}), buttons=((_b(Msg("button.menu"), "menu:menu"),),))
 
     def _prompt_reopen_reason(self, state: dict[str, Any]) -> Reply:
         return Reply.of(Msg("track.reopen_prompt"), buttons=((_b(Msg("button.menu"), "menu:menu"),),))

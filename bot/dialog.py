@@ -36,6 +36,7 @@ class Event:
     longitude: float | None = None
     attachment: dict[str, Any] | None = None
     language: str | None = None  # the client's language, used only to pick the first locale
+    files: bool = True  # the channel can carry photos and files (the web chat cannot)
 
 
 @dataclass(frozen=True)

@@ -110,14 +110,14 @@ def _parse_event(body: Any, locale: str) -> Event:
         command, args = body.get("command", ""), body.get("args", "")
         if not isinstance(command, str) or not isinstance(args, str) or len(command) > 64 or len(args) > MAX_TEXT:
             raise web.HTTPBadRequest(text="bad command")
-        return Event(kind="command", command=command.lower(), args=args, language=locale)
+        return Event(kind="command", command=command.lower(), args=args, language=locale, files=False)
     if kind == "location":
         try:
             latitude, longitude = float(body["latitude"]), float(body["longitude"])
         except (KeyError, TypeError, ValueError):
             raise web.HTTPBadRequest(text="bad location") from None
-        return Event(kind="location", latitude=latitude, longitude=longitude, language=locale)
-    return Event(kind=kind, text=text, payload=payload, language=locale)
+        return Event(kind="location", latitude=latitude, longitude=longitude, language=locale, files=False)
+    return Event(kind=kind, text=text, payload=payload, language=locale, files=False)
 
 
 async def _pending(ctx: Context, session_id: str) -> list[dict[str, Any]]:

@@ -11,12 +11,15 @@ class Chat(Protocol):
 
     async def press(self, label: str) -> str: ...
 
+    @property
+    def labels(self) -> list[str]: ...
+
 
 async def fill_in_report(
     chat: Chat, *, kind: str = "Phản ánh", category: str = "Đất đai", commune: str, description: str
 ) -> str:
     """From the menu to the identity question: kind, category, commune typed, no exact place, not about a
-    unit's conduct, the description, no attachment. Returns the identity question."""
+    unit's conduct, the description, no attachment (where the chat takes files). Returns the identity question."""
     await chat.press("Gửi phản ánh")
     await chat.press(kind)
     await chat.press(category)
@@ -24,5 +27,7 @@ async def fill_in_report(
     await chat.press("Bỏ qua")  # the exact place
     await chat.press("Không")  # not about a unit's conduct
     await chat.say(description)
-    await chat.press("Xong")
+    asked = await chat.press("Xong")
+    if "Bỏ qua" not in chat.labels:  # a text-only chat (the web chat) has no attachments step
+        return asked
     return await chat.press("Bỏ qua")  # no attachment

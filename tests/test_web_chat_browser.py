@@ -43,7 +43,6 @@ async def test_a_citizen_files_an_anonymous_report_in_the_browser(web_url: str, 
     await say(DESCRIPTION)
     await log.get_by_text("Đã ghi nhận").last.wait_for()
     await press("Xong")
-    await press("Bỏ qua")
     await press("ẩn danh")
     await log.get_by_text("Vui lòng kiểm tra lại trước khi gửi").wait_for()
     await press("Gửi")
