@@ -370,6 +370,7 @@ class CitizenDialog:
         )
         rows = list(_rows([_b(self._unit_name(code), f"unit:{code}") for code in chunk]))
         rows.append(self._pager("unitp", page, pages))
+        rows.append((_b(Msg("button.back"), "cond:back"),))  # "Yes" pressed by mistake: the question again
         return Reply(texts=(Msg("conduct.unit_prompt"),), buttons=tuple(r for r in rows if r))
 
     def _prompt_description(self, state: dict[str, Any]) -> Reply:
@@ -547,6 +548,8 @@ class CitizenDialog:
         return self._reprompt(state)
 
     def _on_conduct_unit(self, state: dict[str, Any], event: Event) -> Step:
+        if event.kind == "button" and event.payload == "cond:back":
+            return self._go(state, "conduct")
         if event.kind == "button" and event.payload.startswith("unitp:"):
             return self._turn_page(state, event.payload[6:], len(self.provincial_units))
         if event.kind == "button" and event.payload.startswith("unit:"):

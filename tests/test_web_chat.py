@@ -269,3 +269,24 @@ async def test_the_web_chat_offers_no_files_it_cannot_take(web_url: str) -> None
         assert "Tệp đính kèm" not in summary
         edit = await chat.press("Sửa")
         assert "Tệp" not in " ".join(chat.labels) and edit
+
+
+async def test_yes_by_mistake_at_the_conduct_question_can_be_taken_back(web_url: str) -> None:
+    """ "Is it about an agency's conduct?" — a "Yes" tapped by mistake offered only agencies: the way out was to
+    cancel the whole draft or to send it to an agency's supervisor."""
+    async with WebChat(web_url) as chat:
+        await chat.open()
+        await chat.press("Gửi phản ánh")
+        await chat.press("Phản ánh")
+        await chat.press("Đất đai")
+        await chat.say("Mường Phăng")
+        await chat.press("Bỏ qua")
+        await chat.press("Có")
+        assert "Quay lại" in " ".join(chat.labels)
+        await chat.press("Quay lại")
+        asked = await chat.press("Không")
+        assert "Hãy mô tả sự việc" in asked
+        await chat.say(DESCRIPTION)
+        await chat.press("Xong")
+        summary = await chat.press("ẩn danh")
+        assert "Về thái độ" not in summary
