@@ -390,7 +390,14 @@ class OfficialDesk:
         elif action == "reject":
             await tickets.reject_item(self.ctx, session, item, actor=actor, guidance=text, official_id=official.id)
         elif action == "transfer":
-            await tickets.transfer_item(self.ctx, session, item, actor=actor, to_unit=pending["to"], reason=text)
+            reached = await tickets.transfer_item(
+                self.ctx, session, item, actor=actor, to_unit=pending["to"], reason=text
+            )
+            if not reached:  # nobody there uses PAKN yet: the officer should tell the unit
+                unit = self.ctx.province.units[pending["to"]].name(loc)
+                done = Msg("official.transferred_to_nobody", {"code": item.receipt_code, "unit": unit})
+                state.pop("pending", None)
+                return DeskReply(private=[_payload(done.render(loc, html.escape))])
         state.pop("pending", None)
         return DeskReply(
             private=[_payload(Msg(f"official.done_{action}", {"code": item.receipt_code}).render(loc, html.escape))]

@@ -293,9 +293,11 @@ async def answer_item(
 
 async def transfer_item(
     ctx: Context, session: AsyncSession, item: Item, *, actor: str, to_unit: str, reason: str
-) -> None:
+) -> int:
     """Move the item to the competent unit; its clocks keep running (the citizen's wait does not restart). The new
-    unit must accept it: an accept clock the old unit had met is open again, on its date, with its alarms."""
+    unit must accept it: an accept clock the old unit had met is open again, on its date, with its alarms.
+    Returns the copies of the card the new unit gets: 0 when nobody there uses PAKN yet (its first official will
+    get it, see ``bot.cards.post_waiting_cards``)."""
     reason = _reason(reason)
     if to_unit not in ctx.province.units:
         raise ValidationError("error.unknown_unit", value=to_unit)
@@ -322,10 +324,11 @@ async def transfer_item(
         now=ctx.now(),
         data={"from": from_unit, "to": to_unit, "reason": reason},
     )
-    await _move_cards(ctx, session, item, from_unit)
+    reached = await _move_cards(ctx, session, item, from_unit)
     await notify_citizen(
         ctx, session, item, Msg("notify.transferred", {"code": item.receipt_code, "unit": _unit(ctx, to_unit)})
     )
+    return reached
 
 
 async def extend_item(ctx: Context, session: AsyncSession, item: Item, *, actor: str, reason: str) -> Deadline:
@@ -462,12 +465,13 @@ def _pseudonym(ctx: Context, item: Item) -> Msg:
     return Msg("pseudonym", {"tag": pseudonym_tag(ctx.keys, item.id)})
 
 
-async def _move_cards(ctx: Context, session: AsyncSession, item: Item, from_unit: str) -> None:
-    """The old unit's copies say where the item went and lose their buttons; the new unit gets the card."""
+async def _move_cards(ctx: Context, session: AsyncSession, item: Item, from_unit: str) -> int:
+    """The old unit's copies say where the item went and lose their buttons; the new unit gets the card (the
+    copies queued are returned)."""
     old = (await session.execute(select(ItemCard).where(ItemCard.item_id == item.id))).scalars().all()
     for card in old:
         if card.message_id is not None:
             text = Msg("card.moved", {"code": item.receipt_code, "unit": _unit(ctx, item.unit_code)})
             edit_card(ctx, session, card, {"text": text.render("vi", html.escape), "buttons": []})
         await session.delete(card)
-    await post_card(ctx, session, item.id, item.unit_code)
+    return await post_card(ctx, session, item.id, item.unit_code)

@@ -17,7 +17,7 @@ import pytest
 from aiohttp.test_utils import TestServer, unused_port
 from sqlalchemy import func, select
 
-from bot import officials, tickets
+from bot import officials
 from bot.context import Context
 from bot.conversation import Conversations
 from bot.outbox import Dispatcher
@@ -321,12 +321,14 @@ async def test_items_sent_to_a_unit_with_nobody_reach_its_first_official(world: 
     answer it, even after an official of that unit joined."""
     citizen = world.user(CITIZEN)
     code = await file_identified_report(citizen)
-    await world.settle()
-    async with world.ctx.sessions.begin() as session:
-        item = await tickets.lock_item(session, (await session.execute(select(Item.id))).scalar_one())
-        await tickets.transfer_item(
-            world.ctx, session, item, actor=f"official:{OFFICER}", to_unit="so_xay_dung", reason="Thuộc thẩm quyền Sở."
-        )
+    await wait_for_text(world, OFFICER, code)
+    officer = await last_card(world, OFFICER, code)
+    await officer.press("Chuyển đơn vị")
+    while "Sở Xây dựng" not in " ".join(officer.labels):
+        await officer.press("»")
+    await officer.press("Sở Xây dựng")
+    done = await officer.say("Thuộc thẩm quyền của Sở.")
+    assert "Đã chuyển việc" in done and "chưa có cán bộ nào dùng PAKN" in done, "the officer is told"
     await world.settle()
     newcomer = 7300
     welcome = await world.invite(newcomer, "so_xay_dung", "officer")
