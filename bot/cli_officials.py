@@ -89,7 +89,7 @@ def _invite(args: argparse.Namespace) -> int:
                     ctx, session, unit_code=args.unit, role=args.role, valid_for=valid_for
                 )
                 invite_id = await session.scalar(
-                    select(Invite.id).where(Invite.token_hash == officials._token_hash(ctx, token))
+                    select(Invite.id).where(Invite.token_hash == officials.token_hash(ctx, token))
                 )
                 link = f"https://t.me/{_bot_username(ctx)}?start={token}"
                 target = out / f"invite-{args.unit}-{args.role}-{invite_id}.png"

@@ -47,7 +47,8 @@ PERMISSIONS: dict[Role, frozenset[str]] = {
 }
 
 
-def _token_hash(ctx: Context, token: str) -> str:
+def token_hash(ctx: Context, token: str) -> str:
+    """What is stored of an invite token (the token itself is shown once): to find its invite."""
     return hmac.new(ctx.keys.signing, f"invite:{token}".encode(), hashlib.sha256).hexdigest()
 
 
@@ -67,7 +68,7 @@ async def create_invite(
     now = ctx.now()
     session.add(
         Invite(
-            token_hash=_token_hash(ctx, token),
+            token_hash=token_hash(ctx, token),
             unit_code=unit_code,
             role=role,
             created_at=now,
@@ -87,7 +88,7 @@ async def accept_invite(
     that chat is an official's, and a citizen's dialog state kept in any process's memory is thereby stale.
     """
     invite = (
-        await session.execute(select(Invite).where(Invite.token_hash == _token_hash(ctx, token)).with_for_update())
+        await session.execute(select(Invite).where(Invite.token_hash == token_hash(ctx, token)).with_for_update())
     ).scalar_one_or_none()
     now = ctx.now()
     if invite is None:
