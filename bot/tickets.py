@@ -27,7 +27,7 @@ from bot.lifecycle import Status, check_transition
 from bot.notify import notify_citizen
 from bot.privacy import mask_attachments, mask_text, normalise_text, pseudonym_tag
 from bot.routing import supervisor_of
-from models.tables import Clock, Item, ItemCard, ItemMessage, Pause, RoutingDecision
+from models.tables import AuditEvent, Clock, Item, ItemCard, ItemMessage, Pause, RoutingDecision
 
 MAX_REASON = 1000
 
@@ -133,10 +133,11 @@ async def accept_item(ctx: Context, session: AsyncSession, item: Item, *, actor:
     """Thụ lý: stop the accept clock and start the resolve clock from today. An item accepted before and then
     transferred keeps the resolve clock it has, extensions included: the citizen's wait does not restart."""
     item.status = check_transition(item.status, "accept") or item.status
-    accepted_before = item.accepted_at is not None  # by the unit that transferred it (reopening clears it)
     item.accepted_at = ctx.now()
     clocks = await clocks_of(session, item.id)
-    _stop(clocks.get("accept"), ctx)
+    accept = clocks.get("accept")
+    accepted_before = accept is not None and accept.met_at is not None  # by the unit that transferred it
+    _stop(accept, ctx)
     resolve: Deadline | None
     if accepted_before and "resolve" in clocks:
         resolve = _deadline_of(clocks["resolve"])
@@ -176,6 +177,7 @@ async def request_info(
 ) -> None:
     """Ask the citizen for more; the clocks stand still until they answer (the pause is recorded)."""
     question = _reason(question, limit=MAX_DESCRIPTION)
+    before = item.status
     item.status = check_transition(item.status, "request_info") or item.status
     item.paused = True
     for clock in (await clocks_of(session, item.id)).values():
@@ -183,7 +185,15 @@ async def request_info(
             clock.next_due_at = None
     session.add(Pause(item_id=item.id, started_on=ctx.local_date(), reason=question))
     session.add(_message(ctx, item, author="official", kind="question", text=question, official_id=official_id))
-    await audit.append(session, action="request_info", actor=actor, item_id=item.id, public=True, now=ctx.now())
+    await audit.append(
+        session,
+        action="request_info",
+        actor=actor,
+        item_id=item.id,
+        public=True,
+        now=ctx.now(),
+        data={"from": Status(before).value},
+    )
     await refresh_cards(ctx, session, item)
     await notify_citizen(
         ctx,
@@ -228,8 +238,7 @@ async def add_info(
         if pause is not None:
             pause.ended_on = today
         item.paused = False
-        accept = clocks.get("accept")  # open again after a transfer: the new unit has not accepted it yet
-        item.status = Status.ACCEPTED if accept is None or accept.met_at is not None else Status.SUBMITTED
+        item.status = await _status_before_pause(session, item)
         resumed = True
     session.add(_message(ctx, item, author="citizen", kind="addition", text=text, attachments=attachments))
     await audit.append(
@@ -295,7 +304,7 @@ async def transfer_item(
     ctx: Context, session: AsyncSession, item: Item, *, actor: str, to_unit: str, reason: str
 ) -> int:
     """Move the item to the competent unit; its clocks keep running (the citizen's wait does not restart). The new
-    unit must accept it: an accept clock the old unit had met is open again, on its date, with its alarms.
+    unit must accept it (the item is "submitted" there); an acceptance by the first unit stays met on its clock.
     Returns the copies of the card the new unit gets: 0 when nobody there uses PAKN yet (its first official will
     get it, see ``bot.cards.post_waiting_cards``)."""
     reason = _reason(reason)
@@ -308,10 +317,7 @@ async def transfer_item(
     item.status = check_transition(item.status, "transfer") or item.status
     from_unit = item.unit_code
     item.unit_code = to_unit
-    accept = (await clocks_of(session, item.id)).get("accept")
-    if accept is not None and accept.met_at is not None:
-        accept.met_at = None
-        _set_due(ctx, accept, _deadline_of(accept))
+    item.accepted_at = None  # the new unit has not accepted it (the first acceptance stays on its clock)
     session.add(
         RoutingDecision(item_id=item.id, unit_code=to_unit, rule_id="transfer", reason=reason, created_at=ctx.now())
     )
@@ -463,6 +469,21 @@ def _unit(ctx: Context, code: str) -> Localized:
 
 def _pseudonym(ctx: Context, item: Item) -> Msg:
     return Msg("pseudonym", {"tag": pseudonym_tag(ctx.keys, item.id)})
+
+
+async def _status_before_pause(session: AsyncSession, item: Item) -> Status:
+    """Where an item waiting for the citizen goes back to: the status it had when the question was asked (a
+    reopened item stays reopened), as its request_info event recorded; for older events, by its acceptance."""
+    asked = await session.scalar(
+        select(AuditEvent.data)
+        .where(AuditEvent.item_id == item.id, AuditEvent.action == "request_info")
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    before = (asked or {}).get("from")
+    if before in (Status.SUBMITTED, Status.ACCEPTED, Status.REOPENED):
+        return Status(before)
+    return Status.ACCEPTED if item.accepted_at else Status.SUBMITTED
 
 
 async def _move_cards(ctx: Context, session: AsyncSession, item: Item, from_unit: str) -> int:

@@ -170,8 +170,8 @@ async def test_an_accepted_item_transferred_waits_for_the_new_units_acceptance_o
     ctx: Context, clock: TestClock
 ) -> None:
     """Accepted by the wrong unit, extended, then transferred: the new unit must accept it (asking the citizen
-    for more information must not make it "accepted" by itself), its accept clock is armed again on its date,
-    and accepting it does not restart the resolve clock nor forget the extension."""
+    for more information must not make it "accepted" by itself); the first acceptance stays on its clock (no
+    alarm rings again for it), and accepting it does not restart the resolve clock nor forget the extension."""
     item_id = await _submit(ctx)
     clock.set_local(2026, 2, 23)
     async with ctx.sessions.begin() as session:
@@ -180,8 +180,8 @@ async def test_an_accepted_item_transferred_waits_for_the_new_units_acceptance_o
         await extend_item(ctx, session, item, actor="official:1", reason="Cần đo đạc lại hiện trường.")
     async with ctx.sessions() as session:
         before = await clocks_of(session, item_id)
-        accept_due, resolve_due = before["accept"].due_date, before["resolve"].due_date
-    clock.set_local(2026, 3, 2)
+        accepted_on, resolve_due = before["accept"].met_at, before["resolve"].due_date
+    clock.set_local(2026, 3, 20)
     async with ctx.sessions.begin() as session:
         item = await lock_item(session, item_id)
         await transfer_item(ctx, session, item, actor="official:1", to_unit="so_nn_mt", reason="Đất rừng do Sở quản lý")
@@ -189,15 +189,29 @@ async def test_an_accepted_item_transferred_waits_for_the_new_units_acceptance_o
         await add_info(ctx, session, item, text="Thửa số 112, tờ bản đồ số 7.")
         assert item.status == "submitted", "the new unit has not accepted it"
     async with ctx.sessions() as session:
-        reopened = await clocks_of(session, item_id)
-    assert reopened["accept"].met_at is None and reopened["accept"].due_date == accept_due
-    assert reopened["accept"].next_due_at is not None, "its reminders and escalation run again"
-    clock.set_local(2026, 3, 4)
+        moved = await clocks_of(session, item_id)
+    assert moved["accept"].met_at == accepted_on and moved["accept"].next_due_at is None
+    clock.set_local(2026, 3, 24)
     async with ctx.sessions.begin() as session:
         item = await lock_item(session, item_id)
         await accept_item(ctx, session, item, actor="official:2")
         assert item.status == "accepted"
     async with ctx.sessions() as session:
         after = await clocks_of(session, item_id)
-    assert after["accept"].met_at is not None
+    assert after["accept"].met_at == accepted_on
     assert (after["resolve"].due_date, after["resolve"].extensions) == (resolve_due, 1)
+
+
+async def test_a_reopened_item_stays_reopened_after_the_citizen_answers_a_question(ctx: Context) -> None:
+    """Reopened at the supervisor, who asks the citizen for more: the answer used to turn the item "submitted",
+    which also took away the supervisor's extension."""
+    item_id = await _submit(ctx)
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        await answer_item(ctx, session, item, actor="official:1", text="Xã đã cử cán bộ kiểm tra và sửa đường.")
+        await rate_item(ctx, session, item, rating=1)
+        await reopen_item(ctx, session, item, reason="Đường vẫn chưa được sửa sau hai tuần.")
+        await request_info(ctx, session, item, actor="official:3", question="Đoạn nào còn hỏng?")
+        await add_info(ctx, session, item, text="Đoạn qua bản Nà Nhạn, dài khoảng 200 m.")
+        assert item.status == "reopened"
+        await extend_item(ctx, session, item, actor="official:3", reason="Cần khảo sát lại toàn tuyến.")
