@@ -84,31 +84,43 @@ async def prepare_database(ctx: Context, *, migrate: bool) -> None:
                 )
         async with ctx.sessions.begin() as session:
             await sync_units(session, ctx.province)
-        await check_secret_key(ctx)
     except (TimeoutError, OSError, SQLAlchemyError) as exc:
         raise database_error(ctx, exc) from None
+
+
+# Sealed addresses tried at start: one damaged row must not stop the service (the outbox sets it aside).
+KEY_CHECK_SAMPLE = 10
 
 
 async def check_secret_key(ctx: Context) -> None:
     """The vault's key must open what the database already holds sealed. Started with another key (a lost key
     file regenerated, a typo in PAKN_SECRET_KEY), the service would not recognise a single official nor reach a
-    single citizen; it stops instead, with one line. A database with nothing sealed yet accepts any key."""
+    single citizen; it stops instead, with one line, when none of the newest sealed addresses opens. A database
+    with nothing sealed yet accepts any key. Only ``pakn serve`` asks: the CLI's reports and ``pakn audit
+    verify`` open nothing sealed."""
     async with ctx.sessions() as session:
-        for sealed, purpose in (
-            (select(Citizen.enc_channel_id).order_by(Citizen.id).limit(1), "citizen.channel_id"),
-            (select(Official.enc_channel_id).order_by(Official.id).limit(1), "official.channel_id"),
-        ):
-            blob = await session.scalar(sealed)
-            if blob is None:
-                continue
-            try:
-                ctx.vault.decrypt(blob, purpose)
-            except VaultError:
-                raise StartupError(
-                    "PAKN_SECRET_KEY does not open the data already in the database (it was sealed with another "
-                    "key): start with the key it was written with"
-                ) from None
-            return
+        sealed = [
+            (blob, "citizen.channel_id")
+            for blob in await session.scalars(
+                select(Citizen.enc_channel_id).order_by(Citizen.id.desc()).limit(KEY_CHECK_SAMPLE)
+            )
+        ] + [
+            (blob, "official.channel_id")
+            for blob in await session.scalars(
+                select(Official.enc_channel_id).order_by(Official.id.desc()).limit(KEY_CHECK_SAMPLE)
+            )
+        ]
+    for blob, purpose in sealed:
+        try:
+            ctx.vault.decrypt(blob, purpose)
+        except VaultError:
+            continue
+        return
+    if sealed:
+        raise StartupError(
+            "PAKN_SECRET_KEY does not open the data already in the database (it was sealed with another key): "
+            "start with the key it was written with"
+        )
 
 
 def periodic_jobs() -> list[Callable[[Context], Awaitable[object]]]:
@@ -132,6 +144,7 @@ async def serve(settings: Settings) -> None:
 
     ctx = await build_context(settings, checkpoint_in_background=True)
     await prepare_database(ctx, migrate=ctx.engine.url.get_backend_name() == "sqlite")
+    await check_secret_key(ctx)
     conversations = Conversations(ctx)
     app = create_web_app(ctx, conversations)
     senders: dict[str, Sender] = {}

@@ -183,6 +183,18 @@ def test_every_database_command_says_an_unusable_database_in_one_line(data_env: 
     assert not any((tmp_path / "qr").iterdir())
 
 
+async def test_serve_refuses_a_key_that_does_not_open_the_database(data_env: dict[str, str], tmp_path: Path) -> None:
+    """A lost key file regenerated, or another PAKN_SECRET_KEY: the service would start, recognise no official
+    and reach no citizen; it stops at once with one line. The reports still run (they open nothing sealed)."""
+    await _submit_one(data_env)
+    (tmp_path / "data" / "secret.key").unlink()  # a new one is made at the next start
+    env = {**data_env, "PAKN_PORT": str(unused_port()), "PAKN_TELEGRAM_TOKEN": ""}
+    result = pakn("serve", env=env)
+    assert result.returncode == 3 and "PAKN_SECRET_KEY does not open the data already in the database" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert pakn("audit", "verify", env=data_env).returncode == 0
+
+
 def _serve(env: dict[str, str]) -> subprocess.Popen[str]:
     """``pakn serve`` as a process of its own (stop it with ``terminate()``: SIGTERM, as systemd does)."""
     return subprocess.Popen(

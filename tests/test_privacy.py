@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import update
 
 from bot.app import StartupError, check_secret_key
 from bot.citizens import citizen_id_for_chat
@@ -40,6 +41,7 @@ from bot.privacy import (
     normalise_text,
     pseudonym_tag,
 )
+from models.tables import Citizen
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER = bytes(range(32))
@@ -616,6 +618,8 @@ async def test_the_service_will_not_start_with_a_key_that_does_not_open_its_data
     await check_secret_key(stranger)
     async with ctx.sessions.begin() as session:
         await citizen_id_for_chat(ctx, session, "telegram", "5001")
-    await check_secret_key(ctx)
+        damaged = await citizen_id_for_chat(ctx, session, "telegram", "5002")
+        await session.execute(update(Citizen).where(Citizen.id == damaged).values(enc_channel_id=b"\x01" * 45))
+    await check_secret_key(ctx)  # one damaged row (the outbox sets it aside) does not stop the service
     with pytest.raises(StartupError, match="PAKN_SECRET_KEY does not open the data already in the database"):
         await check_secret_key(stranger)
