@@ -152,18 +152,26 @@ async def post_card(ctx: Context, session: AsyncSession, item_id: int, unit_code
 
 
 async def post_waiting_cards(ctx: Context, session: AsyncSession, official: Official) -> int:
-    """Send a joining official the cards of their unit's open items that nobody received: an item routed or
-    transferred to a unit with no one to send it to would otherwise wait unseen, with no buttons to act on it.
+    """Send a joining official the cards of their unit's open items that no active official of the unit holds: an
+    item routed or transferred to a unit with no one to send it to, or whose only holder has left, would otherwise
+    wait unseen, with no buttons to act on it.
     Returns the cards queued (none when the unit's cards go to a group, or the role gets no cards)."""
     if official.role not in CARD_ROLES:
         return 0
     group = await session.scalar(select(UnitChat.id).where(UnitChat.unit_code == official.unit_code, UnitChat.active))
     if group is not None:
         return 0
+    held_by_an_official = exists().where(
+        ItemCard.item_id == Item.id,
+        ItemCard.recipient_kind == "official",
+        Official.id == ItemCard.recipient_id,
+        Official.unit_code == official.unit_code,
+        Official.active.is_(True),
+    )
     waiting = select(Item).where(
         Item.unit_code == official.unit_code,
         Item.status.in_([status.value for status in OPEN_STATUSES]),
-        ~exists().where(ItemCard.item_id == Item.id),
+        ~held_by_an_official,  # never received, or only by officials since revoked or gone
     )
     items = (await session.execute(waiting.order_by(Item.id))).scalars().all()
     for item in items:

@@ -23,7 +23,7 @@ from bot.conversation import Conversations
 from bot.outbox import Dispatcher
 from handlers.http import create_web_app
 from handlers.telegram import TelegramChannel
-from models.tables import AuditEvent, Item, Outbox
+from models.tables import AuditEvent, Item, Official, Outbox
 from tests.fakes.telegram_api import FakeBotAPI
 from tests.reports import fill_in_report
 from tests.telegram_user import TelegramUser, plain
@@ -345,3 +345,11 @@ async def test_items_sent_to_a_unit_with_nobody_reach_its_first_official(world: 
     await world.invite(other, "so_xay_dung", "officer")
     await world.settle()
     assert not any(code in text for text in world.texts_to(other)), "only what nobody had"
+    # Both leave; whoever replaces them gets the open item's card again.
+    async with world.ctx.sessions.begin() as session:
+        for official in (await session.execute(select(Official).where(Official.unit_code == "so_xay_dung"))).scalars():
+            await officials.revoke(world.ctx, session, official.id, actor="cli")
+    successor = 7302
+    await world.invite(successor, "so_xay_dung", "officer")
+    await world.settle()
+    assert any(code in text for text in world.texts_to(successor)), "the holders have left"
