@@ -59,7 +59,12 @@ def _unknown_unit(code: str) -> int:
 def _write_qr_code(link: str, png: Path) -> None:
     """The link's QR code as a new PNG file: an existing file (another invite's code) is never overwritten."""
     with png.open("xb") as file:
-        segno.make(link, error="m").save(file, kind="png", scale=8, border=4)
+        try:
+            segno.make(link, error="m").save(file, kind="png", scale=8, border=4)
+        except BaseException:  # a disk that filled up: no half-written code left behind (the file is ours)
+            file.close()
+            png.unlink(missing_ok=True)
+            raise
 
 
 def _invite(args: argparse.Namespace) -> int:

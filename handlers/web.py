@@ -108,9 +108,10 @@ def _parse_event(body: Any, locale: str) -> Event:
         raise web.HTTPBadRequest(text="payload too long")
     if kind == "command":  # an unknown one is the dialog's to answer ("no such command"), as on Telegram
         command, args = body.get("command", ""), body.get("args", "")
-        if not isinstance(command, str) or not isinstance(args, str) or len(command) > 64 or len(args) > MAX_TEXT:
+        if not isinstance(command, str) or not isinstance(args, str) or len(command) > MAX_TEXT or len(args) > MAX_TEXT:
             raise web.HTTPBadRequest(text="bad command")
-        return Event(kind="command", command=command.lower(), args=args, language=locale, files=False)
+        name = command.split("@", 1)[0].lower()[:64]  # "/start@bot" as Telegram writes it; a long word is no command
+        return Event(kind="command", command=name, args=args, language=locale, files=False)
     if kind == "location":
         try:
             latitude, longitude = float(body["latitude"]), float(body["longitude"])

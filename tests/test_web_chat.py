@@ -171,9 +171,10 @@ async def test_a_command_the_chat_does_not_have_gets_the_dialogs_answer(web_url:
     connection" (the server refused the command with a 400) and lose the text; Telegram answers it."""
     async with WebChat(web_url) as chat:
         await chat.open()
-        for command, args in (("abc", ""), ("", "đường hỏng ở bản Co Mận"), ("whoami", "x" * 100)):
+        for command, args in (("abc", ""), ("", "đường hỏng ở bản Co Mận"), ("whoami", "x" * 100), ("x/" * 60, "")):
             text = await chat.command(command, args)
             assert "Lệnh này không có. Các lệnh: /start, /track" in text, (command, text)
+        assert "Cán bộ xử lý không biết bạn là ai" in await chat.command("START@pakn_bot")
         tracked = await chat.command("track", "mã của tôi là " + "DB-XXXX " * 20)
         assert "Lệnh này không có" not in tracked and tracked.strip()
 
