@@ -25,9 +25,10 @@ from bot.i18n import Localized, Msg, format_day
 from bot.intake import MAX_ATTACHMENTS, MAX_DESCRIPTION, new_clock
 from bot.lifecycle import Status, check_transition
 from bot.notify import notify_citizen
+from bot.outbox import enqueue
 from bot.privacy import mask_attachments, mask_text, normalise_text, pseudonym_tag
 from bot.routing import supervisor_of
-from models.tables import AuditEvent, Clock, Item, ItemCard, ItemMessage, Pause, RoutingDecision
+from models.tables import AuditEvent, Clock, Item, ItemCard, ItemMessage, Official, Pause, RoutingDecision
 
 MAX_REASON = 1000
 
@@ -451,7 +452,8 @@ async def reopen_item(ctx: Context, session: AsyncSession, item: Item, *, reason
         now=ctx.now(),
         data={"from": from_unit, "to": supervisor},
     )
-    await _move_cards(ctx, session, item, from_unit)
+    if not await _move_cards(ctx, session, item, from_unit):
+        await _tell_coordinators_nobody_has_it(ctx, session, item)
     return supervisor
 
 
@@ -469,6 +471,25 @@ def _unit(ctx: Context, code: str) -> Localized:
 
 def _pseudonym(ctx: Context, item: Item) -> Msg:
     return Msg("pseudonym", {"tag": pseudonym_tag(ctx.keys, item.id)})
+
+
+async def _tell_coordinators_nobody_has_it(ctx: Context, session: AsyncSession, item: Item) -> None:
+    """A reopened item went to a supervising unit where nobody uses PAKN yet: the coordinators are told, so that
+    someone lets the unit know (its first official will get the card on joining)."""
+    coordinators = await session.scalars(
+        select(Official).where(Official.role == "coordinator", Official.active.is_(True))
+    )
+    for coordinator in coordinators:
+        unit = _unit(ctx, item.unit_code).render(coordinator.locale)
+        text = Msg("notify.nobody_at_unit", {"code": item.receipt_code, "unit": unit})
+        enqueue(
+            ctx,
+            session,
+            channel="telegram",
+            recipient_kind="official",
+            recipient_id=coordinator.id,
+            payload={"text": text.render(coordinator.locale, html.escape), "buttons": [], "item_id": item.id},
+        )
 
 
 async def _status_before_pause(session: AsyncSession, item: Item) -> Status:

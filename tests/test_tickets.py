@@ -215,3 +215,23 @@ async def test_a_reopened_item_stays_reopened_after_the_citizen_answers_a_questi
         await add_info(ctx, session, item, text="Đoạn qua bản Nà Nhạn, dài khoảng 200 m.")
         assert item.status == "reopened"
         await extend_item(ctx, session, item, actor="official:3", reason="Cần khảo sát lại toàn tuyến.")
+
+
+async def test_coordinators_hear_of_a_reopened_item_sent_to_a_unit_with_nobody(ctx: Context) -> None:
+    """Reopened, the item goes to the supervising unit; where nobody uses PAKN yet it would wait unseen."""
+    async with ctx.sessions.begin() as session:
+        token = await create_invite(
+            ctx, session, unit_code="thanh_tra", role="coordinator", valid_for=timedelta(days=1)
+        )
+        await accept_invite(ctx, session, token, telegram_user_id=7101, display_name="Điều phối", locale="vi")
+    item_id = await _submit(ctx, about_unit_code="ubnd_xa_muong_phang")  # about a commune: the inspectorate's
+    async with ctx.sessions.begin() as session:
+        item = await lock_item(session, item_id)
+        assert item.unit_code == "thanh_tra"
+        await answer_item(ctx, session, item, actor="official:1", text="Thanh tra đã làm việc với xã.")
+        await rate_item(ctx, session, item, rating=1)
+        supervisor = await reopen_item(ctx, session, item, reason="Xã vẫn thu tiền ngoài quy định.")
+    assert supervisor == "vp_ubnd"
+    async with ctx.sessions() as session:
+        texts = [row.payload["text"] for row in (await session.execute(select(Outbox))).scalars()]
+    assert any("chưa có cán bộ nào dùng PAKN" in text and "Văn phòng" in text for text in texts), texts
