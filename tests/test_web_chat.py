@@ -9,7 +9,7 @@ from yarl import URL
 from bot.context import Context
 from bot.receipts import normalise_receipt_code
 from tests.chat import WebChat
-from tests.reports import fill_in_report
+from tests.reports import fill_in_report, to_conduct_question
 
 DESCRIPTION = "Đoạn đường từ bản Noong Bua vào tổ dân phố 5 bị sụt lún, xe máy đi qua rất nguy hiểm."
 
@@ -182,11 +182,7 @@ async def test_a_command_the_chat_does_not_have_gets_the_dialogs_answer(web_url:
 async def test_concurrent_messages_from_one_chat_are_serialised(web_url: str) -> None:
     async with WebChat(web_url) as chat:
         await chat.open()
-        await chat.press("Gửi phản ánh")
-        await chat.press("Phản ánh")
-        await chat.press("Đất đai")
-        await chat.say("Mường Phăng")
-        await chat.press("Bỏ qua")
+        await to_conduct_question(chat)
         await chat.press("Không")
         parts = [f"Phần {index}: đất bị lấn chiếm ở bản Nà Nhạn." for index in range(6)]
         await asyncio.gather(*(chat.say(part) for part in parts))
@@ -235,11 +231,7 @@ async def test_each_type_that_needs_a_name_cites_its_own_law_and_a_valid_example
     example code failed its own check."""
     async with WebChat(web_url) as chat:
         await chat.open()
-        await chat.press("Gửi phản ánh")
-        await chat.press("Khiếu nại")
-        await chat.press("Đất đai")
-        await chat.say("Mường Phăng")
-        await chat.press("Bỏ qua")
+        await to_conduct_question(chat, kind="Khiếu nại")
         await chat.press("Không")
         await chat.say("Quyết định thu hồi đất số 15 của xã không đúng diện tích thực tế của gia đình tôi.")
         await chat.press("Xong")
@@ -256,11 +248,7 @@ async def test_the_web_chat_offers_no_files_it_cannot_take(web_url: str) -> None
     waited for what could never come."""
     async with WebChat(web_url) as chat:
         await chat.open()
-        await chat.press("Gửi phản ánh")
-        await chat.press("Phản ánh")
-        await chat.press("Đất đai")
-        await chat.say("Mường Phăng")
-        await chat.press("Bỏ qua")
+        await to_conduct_question(chat)
         asked = await chat.press("Không")
         assert "Hãy mô tả sự việc" in asked and "ảnh" not in asked and "tệp" not in asked
         await chat.say(DESCRIPTION)
@@ -277,11 +265,7 @@ async def test_yes_by_mistake_at_the_conduct_question_can_be_taken_back(web_url:
     cancel the whole draft or to send it to an agency's supervisor."""
     async with WebChat(web_url) as chat:
         await chat.open()
-        await chat.press("Gửi phản ánh")
-        await chat.press("Phản ánh")
-        await chat.press("Đất đai")
-        await chat.say("Mường Phăng")
-        await chat.press("Bỏ qua")
+        await to_conduct_question(chat)
         await chat.press("Có")
         assert "Quay lại" in " ".join(chat.labels)
         await chat.press("Quay lại")
