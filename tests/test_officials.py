@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from bot import officials
 from bot.context import Context
 from bot.conversation import Conversations
+from bot.intake import Draft, submit_item
 from bot.outbox import Dispatcher
 from handlers.http import create_web_app
 from handlers.telegram import TelegramChannel
@@ -353,3 +354,22 @@ async def test_items_sent_to_a_unit_with_nobody_reach_its_first_official(world: 
     await world.invite(successor, "so_xay_dung", "officer")
     await world.settle()
     assert any(code in text for text in world.texts_to(successor)), "the holders have left"
+
+
+async def test_an_official_answering_a_web_chat_citizen_is_told_files_will_not_reach_them(world: World) -> None:
+    """The web chat shows text only: an answer's files would silently never reach that citizen."""
+    draft = Draft(type="phan_anh", category="dat_dai", commune_code="3325", description=DESCRIPTION)
+    async with world.ctx.sessions.begin() as session:
+        web = (await submit_item(world.ctx, session, draft, channel="web", channel_id="w1")).item.receipt_code
+        telegram = (
+            await submit_item(world.ctx, session, draft, channel="telegram", channel_id="6101")
+        ).item.receipt_code
+    await wait_for_text(world, OFFICER, web)
+    await wait_for_text(world, OFFICER, telegram)
+    officer = await last_card(world, OFFICER, web)
+    asked = await officer.press("Trả lời")
+    assert "Soạn câu trả lời" in asked and "chỉ đọc được chữ, không nhận được tệp" in asked
+    await officer.press("Hủy")
+    officer = await last_card(world, OFFICER, telegram)
+    asked = await officer.press("Trả lời")
+    assert "Soạn câu trả lời" in asked and "không nhận được tệp" not in asked
