@@ -138,7 +138,7 @@ async def last_card(world: World, chat_id: int, code: str) -> TelegramUser:
 async def test_the_whole_relay_and_no_official_ever_sees_who_complained(world: World) -> None:
     citizen = world.user(CITIZEN)
     code = await file_identified_report(citizen)
-    card = await wait_for_text(world, OFFICER, code, timeout=1.0)
+    card = await wait_for_text(world, OFFICER, code)
     assert "Người dân #" in card and "[số điện thoại]" in card and "Đất đai" in card
     assert "Hạn thụ lý: 05/03/2026" in card
     officer = await last_card(world, OFFICER, code)
