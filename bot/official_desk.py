@@ -274,11 +274,11 @@ class OfficialDesk:
             if resolve.extensions >= rule.max:
                 raise DomainError("error.extension_limit", max=rule.max)
         state["pending"] = {"action": action, "item": item.id}
-        text = Msg(f"official.ask_{action}", {"code": item.receipt_code}).render(loc, html.escape)
+        prompt = Msg(f"official.ask_{action}", {"code": item.receipt_code}).render(loc, html.escape)
         if action in ("answer", "request_info") and item.channel == "web":  # the web chat shows text only
-            text += "\n" + Msg("official.citizen_text_only").render(loc)
+            prompt += "\n" + Msg("official.citizen_text_only").render(loc)
         return DeskReply(
-            private=[self._with_cancel(text, loc)],
+            private=[self._with_cancel(prompt, loc)],
             toast=Msg("official.see_private").render(loc),
         )
 

@@ -123,6 +123,18 @@ def enqueue(
     return row
 
 
+async def tell_coordinators(ctx: Context, session: AsyncSession, message: Msg, item_id: int | None = None) -> None:
+    """``message`` to every active coordinator, each in their language: what nobody else is placed to act on."""
+    coordinators = await session.scalars(
+        select(Official).where(Official.role == "coordinator", Official.active.is_(True))
+    )
+    for official in coordinators:
+        payload: dict[str, Any] = {"text": message.render(official.locale, html.escape), "buttons": []}
+        if item_id is not None:
+            payload["item_id"] = item_id
+        enqueue(ctx, session, channel="telegram", recipient_kind="official", recipient_id=official.id, payload=payload)
+
+
 def queued_for_dispatcher(session: AsyncSession) -> bool:
     """Whether this session's transaction wrote messages that the dispatcher is to send (wake it after commit)."""
     return bool(session.info.get(_FOR_DISPATCHER))
@@ -370,21 +382,8 @@ class Dispatcher:
     async def _tell_coordinators(self, session: AsyncSession, row: Outbox) -> None:
         """A citizen who can never be reached (blocked the bot) is shown to the coordinators."""
         item = await session.get(Item, row.payload.get("item_id") or 0)
-        coordinators = (
-            (await session.execute(select(Official).where(Official.role == "coordinator", Official.active.is_(True))))
-            .scalars()
-            .all()
-        )
-        for official in coordinators:
-            text = Msg("outbox.undeliverable", {"code": item.receipt_code if item else "-", "error": row.error or ""})
-            enqueue(
-                self.ctx,
-                session,
-                channel="telegram",
-                recipient_kind="official",
-                recipient_id=official.id,
-                payload={"text": text.render(official.locale, html.escape), "buttons": []},
-            )
+        text = Msg("outbox.undeliverable", {"code": item.receipt_code if item else "-", "error": row.error or ""})
+        await tell_coordinators(self.ctx, session, text)
 
     async def _deliver(
         self, row: Outbox, chat_id: str | Unreadable | None

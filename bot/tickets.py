@@ -25,10 +25,10 @@ from bot.i18n import Localized, Msg, format_day
 from bot.intake import MAX_ATTACHMENTS, MAX_DESCRIPTION, new_clock
 from bot.lifecycle import Status, check_transition
 from bot.notify import notify_citizen
-from bot.outbox import enqueue
+from bot.outbox import tell_coordinators
 from bot.privacy import mask_attachments, mask_text, normalise_text, pseudonym_tag
 from bot.routing import supervisor_of
-from models.tables import AuditEvent, Clock, Item, ItemCard, ItemMessage, Official, Pause, RoutingDecision
+from models.tables import AuditEvent, Clock, Item, ItemCard, ItemMessage, Pause, RoutingDecision
 
 MAX_REASON = 1000
 
@@ -231,8 +231,7 @@ async def add_info(
             .scalars()
             .first()
         )
-        clocks = await clocks_of(session, item.id)
-        for clock in clocks.values():
+        for clock in (await clocks_of(session, item.id)).values():
             if clock.met_at is None:
                 started = pause.started_on if pause else today
                 _set_due(ctx, clock, resume_after_pause(ctx.calendar, _deadline_of(clock), started, today))
@@ -476,20 +475,8 @@ def _pseudonym(ctx: Context, item: Item) -> Msg:
 async def _tell_coordinators_nobody_has_it(ctx: Context, session: AsyncSession, item: Item) -> None:
     """A reopened item went to a supervising unit where nobody uses PAKN yet: the coordinators are told, so that
     someone lets the unit know (its first official will get the card on joining)."""
-    coordinators = await session.scalars(
-        select(Official).where(Official.role == "coordinator", Official.active.is_(True))
-    )
-    for coordinator in coordinators:
-        unit = _unit(ctx, item.unit_code).render(coordinator.locale)
-        text = Msg("notify.nobody_at_unit", {"code": item.receipt_code, "unit": unit})
-        enqueue(
-            ctx,
-            session,
-            channel="telegram",
-            recipient_kind="official",
-            recipient_id=coordinator.id,
-            payload={"text": text.render(coordinator.locale, html.escape), "buttons": [], "item_id": item.id},
-        )
+    text = Msg("notify.nobody_at_unit", {"code": item.receipt_code, "unit": _unit(ctx, item.unit_code)})
+    await tell_coordinators(ctx, session, text, item.id)
 
 
 async def _status_before_pause(session: AsyncSession, item: Item) -> Status:
