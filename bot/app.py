@@ -40,7 +40,10 @@ async def build_context(settings: Settings, *, checkpoint_in_background: bool = 
     """Load configuration, keys and the database engine; raise StartupError with a one-line reason.
     ``checkpoint_in_background``: see :func:`models.db.create_engine` (the caller runs a ``WalCheckpointer``)."""
     province = load_province(settings.province_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:  # the key file and an SQLite database live there
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"PAKN_DATA_DIR {settings.data_dir}: cannot create it: {exc.strerror or exc}") from None
     keys = load_keys(settings.secret_key, settings.key_file)
     try:
         engine = create_engine(

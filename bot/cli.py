@@ -26,7 +26,7 @@ from bot.errors import DomainError
 from bot.i18n import format_deadline
 from bot.lifecycle import OPEN_STATUSES, Status
 from bot.privacy import SecretKeyError
-from config import ConfigError, Settings, load_province, load_settings
+from config import ConfigError, load_province, load_settings
 from config.province import ITEM_TYPES
 from models.migrate import upgrade
 from models.tables import Clock, Item
@@ -159,30 +159,21 @@ def cmd_deadlines_preview(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def ensure_data_dir(settings: Settings) -> None:
-    """Create ``PAKN_DATA_DIR`` (the key file and an SQLite database live there), or raise a one-line StartupError."""
-    try:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise StartupError(f"PAKN_DATA_DIR {settings.data_dir}: cannot create it: {exc.strerror or exc}") from None
-
-
 async def with_context(action: Any, *, migrate: bool = False, prepare: bool = True) -> int:
     """Run ``action(ctx)`` against the configured database (migrating an SQLite one, like ``serve``).
 
     A database that cannot be reached or used, before or while the action runs, raises StartupError (exit 3)
     with one line. ``prepare=False`` (``pakn db upgrade``): only check that the database answers."""
-    settings = load_settings()
-    ensure_data_dir(settings)
-    ctx = await build_context(settings)
+    ctx = await build_context(load_settings())
     try:
-        try:
-            async with ctx.engine.connect() as connection:
-                await connection.execute(text("select 1"))
-            if prepare:
-                await prepare_database(ctx, migrate=migrate or ctx.engine.url.get_backend_name() == "sqlite")
-        except (TimeoutError, OSError, SQLAlchemyError) as exc:
-            raise database_error(ctx, exc) from None
+        if prepare:  # maps the database's failures to one line itself
+            await prepare_database(ctx, migrate=migrate or ctx.engine.url.get_backend_name() == "sqlite")
+        else:
+            try:
+                async with ctx.engine.connect() as connection:
+                    await connection.execute(text("select 1"))
+            except (TimeoutError, OSError, SQLAlchemyError) as exc:
+                raise database_error(ctx, exc) from None
         try:
             return int(await action(ctx))
         except (TimeoutError, ConnectionError, SQLAlchemyError) as exc:  # the database failed meanwhile
@@ -261,7 +252,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(args, "handler", None) is not None:
             return int(args.handler(args))
         if args.command == "serve":
-            ensure_data_dir(load_settings())
             try:
                 with asyncio.Runner(loop_factory=event_loop_factory()) as runner:
                     runner.run(serve(load_settings()))

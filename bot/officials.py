@@ -263,6 +263,7 @@ def parse_duration(text: str, *, longest: timedelta = timedelta(days=365)) -> ti
     number = text[:-1]
     if len(text) < 2 or text[-1] not in units or not (number.isascii() and number.isdigit()) or int(number) == 0:
         raise ValueError(f"expected a duration like 7d, 12h or 30m, got {text!r}")
-    if len(number) > 9 or timedelta(**{units[text[-1]]: int(number)}) > longest:
+    duration = timedelta(**{units[text[-1]]: int(number)}) if len(number) <= 9 else None  # no OverflowError
+    if duration is None or duration > longest:
         raise ValueError(f"{text!r} is too long: at most {longest.days} days")
-    return timedelta(**{units[text[-1]]: int(number)})
+    return duration
