@@ -16,6 +16,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import unused_port
 
+from bot.receipts import example_code
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -357,7 +359,8 @@ async def test_serve_seals_audit_events_that_any_process_committed(data_env: dic
             copy.unlink()
 
     assert unsealed() == 1
-    process = _serve({**os.environ, **data_env, "PAKN_PORT": str(unused_port()), "PAKN_TELEGRAM_TOKEN": ""})
+    port = unused_port()
+    process = _serve({**os.environ, **data_env, "PAKN_PORT": str(port), "PAKN_TELEGRAM_TOKEN": ""})
     try:
         deadline = time.monotonic() + 30
         while unsealed():
@@ -366,12 +369,15 @@ async def test_serve_seals_audit_events_that_any_process_committed(data_env: dic
         while unsealed_in_database_file():
             assert process.poll() is None and time.monotonic() < deadline, "the log was never checkpointed"
             await asyncio.sleep(0.2)
+        track = f"http://127.0.0.1:{port}/track"  # a look-up by receipt code: the service queries its items
+        async with aiohttp.ClientSession() as http, http.post(track, data={"code": example_code("DB")}) as response:
+            assert response.status == 404
     finally:
         process.terminate()
         process.communicate(timeout=20)
     result = pakn("audit", "verify", env=data_env)
     assert result.returncode == 0 and "1 events verified (0 sealed just now)" in result.stdout
-    # Before its connection closed, SQLite's query statistics were gathered for what the service queried (its
-    # scheduler looks for due clocks): the planner's figures for the next start.
+    # Before its connection closed, SQLite's query statistics were gathered for what the service queried (the
+    # look-up above): the planner's figures for the next start.
     with sqlite3.connect(database) as connection:
-        assert "clocks" in {table for (table,) in connection.execute("SELECT tbl FROM sqlite_stat1")}
+        assert "items" in {table for (table,) in connection.execute("SELECT tbl FROM sqlite_stat1")}
